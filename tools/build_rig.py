@@ -1,0 +1,260 @@
+"""Build the articulation rig's displacement fields from the shared FLAME assets.
+
+    python tools/build_rig.py            # writes core/data/rig_fields.npz
+
+Each control is a displacement field (5023, 3) in metres at weight 1, built on
+the neutral template. Falloffs are harmonic fields on the mesh (cotangent
+Laplacian), so they are smooth along the surface and never leak across the
+mouth opening: upper and lower lips meet only at the corners.
+"""
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE  # noqa: E402
+from core.mesh_io import read_mesh  # noqa: E402
+from core.rig import CONTROLS, RIG_FILE  # noqa: E402
+
+# Jaw hinge: just in front of the ear canal (FLAME landmarks 0/16 sit at
+# y~0.007, z~-0.045 on the template); opening rotates about the x axis.
+JAW_PIVOT = np.array([0.0, -0.005, -0.035])
+JAW_MAX_ANGLE = 0.22  # rad (~12.6 deg): ~20 mm lower-lip drop at weight 1
+
+
+def cotangent_laplacian(v, f):
+    """Positive semi-definite cotangent Laplacian (clamped weights) over faces f."""
+    n = len(v)
+    rows, cols, vals = [], [], []
+    for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+        a, b, c = f[:, i], f[:, j], f[:, k]
+        e1, e2 = v[a] - v[c], v[b] - v[c]
+        cot = (e1 * e2).sum(1) / (np.linalg.norm(np.cross(e1, e2), axis=1) + 1e-12)
+        w = np.clip(0.5 * cot, 1e-6, None)
+        rows += [a, b]
+        cols += [b, a]
+        vals += [w, w]
+    W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), (n, n))
+    return sp.diags(np.asarray(W.sum(1)).ravel()) - W
+
+
+def harmonic(L, fixed: dict[int, float] | np.ndarray, fixed_values=None, n=None):
+    """Solve L x = 0 with x prescribed on `fixed` vertices."""
+    n = L.shape[0]
+    idx = np.asarray(fixed)
+    x = np.zeros(n)
+    x[idx] = fixed_values
+    free = np.setdiff1d(np.arange(n), idx)
+    rhs = -L[free][:, idx] @ x[idx]
+    x[free] = spla.spsolve(L[free][:, free].tocsc(), rhs)
+    return x
+
+
+def constrained(L, groups, region):
+    """groups: list of (vertex indices, value); later groups win on overlap.
+    Vertices outside `region` are held at 0; L couples only region vertices."""
+    values = {int(i): 0.0 for i in np.flatnonzero(~region)}
+    for idx, value in groups:
+        for i in np.asarray(idx).ravel():
+            values[int(i)] = value
+    keys = np.fromiter(values.keys(), int)
+    return harmonic(L, keys, np.fromiter(values.values(), float))
+
+
+def smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def boundary_loops(f):
+    e = np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), 1)
+    edges, counts = np.unique(e, axis=0, return_counts=True)
+    adj = {}
+    for a, b in edges[counts == 1]:
+        adj.setdefault(a, []).append(b)
+        adj.setdefault(b, []).append(a)
+    loops, seen = [], set()
+    for start in adj:
+        if start in seen:
+            continue
+        loop, prev, cur = [start], None, start
+        seen.add(start)
+        while True:
+            nxt = [n for n in adj[cur] if n != prev and n not in seen]
+            if not nxt:
+                break
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            seen.add(cur)
+        loops.append(np.array(loop))
+    return loops
+
+
+def vertex_neighbours(f, n):
+    e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+    A = sp.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), (n, n))
+    return ((A + A.T) > 0).astype(float)
+
+
+def load_assets():
+    v, f = read_mesh(FLAME_ASSETS / "flame_template.ply")
+    masks = pickle.load(open(FLAME_ASSETS / "FLAME_masks.pkl", "rb"), encoding="latin1")
+    lmk = pickle.load(open(FLAME_ASSETS / "flame_static_embedding_68.pkl", "rb"), encoding="latin1")
+    landmarks = (v[f[lmk["lmk_face_idx"]]] * lmk["lmk_b_coords"][:, :, None]).sum(1)
+    return v.astype(np.float64), f, {k: np.asarray(a) for k, a in masks.items()}, landmarks
+
+
+def articulated_region(v, f, masks):
+    """Vertices the rig may move: the face mask, the inner mouth (in no mask)
+    and the chin underside down towards the throat (the jaw carries it)."""
+    n = len(v)
+    labelled = np.zeros(n, bool)
+    for idx in masks.values():
+        labelled[idx] = True
+    mouth_centre = v[[UPPER_LIP_EDGE, LOWER_LIP_EDGE]].mean(0)
+    inner_mouth = ~labelled & (np.linalg.norm(v - mouth_centre, axis=1) < 0.035)
+    neck = np.zeros(n, bool)
+    neck[masks["neck"]] = True
+    under_chin = neck & (v[:, 1] > -0.125) & (v[:, 2] > -0.035)
+    region = np.zeros(n, bool)
+    region[masks["face"]] = True
+    region |= inner_mouth | under_chin
+    # Never the eyes, nose bridge above the tip, forehead, ears or scalp.
+    for name in ("left_eyeball", "right_eyeball", "eye_region", "forehead", "scalp",
+                 "left_ear", "right_ear", "boundary"):
+        region[masks[name]] = False
+    region &= v[:, 1] < 0.0  # nothing above the nose tip moves
+    return region, inner_mouth
+
+
+def build():
+    v, f, masks, landmarks = load_assets()
+    n = len(v)
+    region, inner_mouth = articulated_region(v, f, masks)
+    # Laplacian of the region's own faces: outside vertices do not couple.
+    L = cotangent_laplacian(v, f[region[f].all(1)])
+    adjacency = vertex_neighbours(f, n)
+    # Region border: region vertices touching a vertex outside (fixed at 0).
+    outside = np.where(~region)[0]
+    border = np.where(region & (adjacency @ (~region).astype(float) > 0))[0]
+    zero_outside = (np.concatenate([outside, border]), 0.0)
+
+    # Mouth ring split into upper and lower halves at the corners.
+    mouth = [loop for loop in boundary_loops(f) if v[loop, 1].mean() > -0.08][0]
+    corners = mouth[[np.argmin(v[mouth, 0]), np.argmax(v[mouth, 0])]]
+    ring_mid_y = v[mouth, 1].mean()
+    upper_ring = mouth[v[mouth, 1] > ring_mid_y]
+    lower_ring = mouth[v[mouth, 1] <= ring_mid_y]
+    lips = np.zeros(n, bool)
+    lips[masks["lips"]] = True
+    lip_area = lips | inner_mouth
+
+    # Lowerness: 1 on the lower lip side, 0 on the upper, smooth around corners.
+    lowerness = constrained(L, [
+        (np.where(region & (v[:, 1] > -0.028))[0], 0.0),
+        (np.where(region & (v[:, 1] < -0.062))[0], 1.0),
+        (upper_ring, 0.0), (lower_ring, 1.0), (corners, 0.5)], region)
+    lowerness = np.clip(lowerness, 0, 1)
+    lower = lowerness > 0.5
+
+    # Lip falloffs: 1 on the lips/inner mouth, 0 well beyond them.
+    dist_to_lips = np.linalg.norm(v[:, None, :2] - v[lip_area][None, ::4, :2], axis=2).min(1)
+    far = np.where(region & (dist_to_lips > 0.016))[0]
+    lipness = smoothstep(constrained(L, [zero_outside, (far, 0.0), (np.where(lip_area)[0], 1.0)], region))
+    far_wide = np.where(region & (dist_to_lips > 0.028))[0]
+    lipness_wide = smoothstep(constrained(L, [zero_outside, (far_wide, 0.0), (np.where(lip_area)[0], 1.0)], region))
+    upper_lip = lipness * (1 - lowerness)
+    lower_lip = lipness * lowerness
+
+    # Jaw: lower lip, inner lower mouth and chin follow the mandible fully.
+    chin = region & (v[:, 1] < -0.062) & (np.abs(v[:, 0]) < 0.035) & np.isin(np.arange(n), masks["face"])
+    jaw_weight = constrained(L, [
+        zero_outside,
+        (np.where(region & (v[:, 1] > -0.03))[0], 0.0),
+        (np.where(lip_area & ~lower)[0], 0.0),
+        (np.where(lip_area & lower)[0], 1.0),
+        (np.where(chin)[0], 1.0)], region)
+    jaw_weight = smoothstep(np.clip(jaw_weight, 0, 1))
+
+    # Rest gap vector (upper edge minus lower edge) along the mouth width,
+    # measured between outer lip-contact vertices paired by proximity.
+    upper_idx = np.where(lips & ~lower)[0]
+    lower_idx = np.where(lips & lower)[0]
+    d = np.linalg.norm(v[upper_idx, None] - v[None, lower_idx], axis=2)
+    nearest = d.argmin(1)
+    contact = d.min(1) < 0.0035
+    pair_u, pair_l = upper_idx[contact], lower_idx[nearest[contact]]
+    order = np.argsort(v[pair_u, 0])
+    xs = v[pair_u[order], 0]
+    gaps = v[pair_u[order]] - v[pair_l[order]]
+    corner_x = np.abs(v[corners, 0]).mean()
+
+    def gap_at(x):
+        g = np.stack([np.interp(x, xs, gaps[:, k]) for k in range(3)], 1)
+        return g * smoothstep((corner_x - np.abs(x)) / 0.006)[:, None]
+
+    x = v[:, 0]
+    contact_points = np.concatenate([v[pair_u], v[pair_l]])
+    dist_to_contact = np.linalg.norm(v[:, None] - contact_points[None], axis=2).min(1)
+    near_edge = np.exp(-(dist_to_contact / 0.004) ** 2)
+    lips_only = smoothstep(constrained(L, [zero_outside, (far, 0.0), (np.where(lips)[0], 1.0)], region))
+    across = np.clip(np.abs(x) / corner_x, 0, 1.5)
+    centre_bump = smoothstep(1 - across)  # 1 on the midline, 0 at the corners
+    corner_bump = smoothstep(across)      # 0 on the midline, 1 at the corners
+
+    def rotate_x(points, angles):
+        c, s = np.cos(angles), np.sin(angles)
+        p = points - JAW_PIVOT
+        out = p.copy()
+        out[:, 1] = c * p[:, 1] - s * p[:, 2]
+        out[:, 2] = s * p[:, 1] + c * p[:, 2]
+        return out + JAW_PIVOT
+
+    # Positive angle moves the chin (front, below the pivot) down: check sign.
+    angle_sign = 1.0 if rotate_x(v[[LOWER_LIP_EDGE]], np.array([0.1]))[0, 1] < v[LOWER_LIP_EDGE, 1] else -1.0
+    ey = np.array([0.0, 1.0, 0.0])
+    ez = np.array([0.0, 0.0, 1.0])
+    col = lambda a: a[:, None]  # noqa: E731
+
+    fields = {
+        "jaw_open": rotate_x(v, angle_sign * JAW_MAX_ANGLE * jaw_weight) - v,
+        # Edges meet: each lip travels half the rest gap towards the other.
+        "lips_close": -0.5 * gap_at(x) * col(upper_lip * np.where(lower, 0, 1))
+                      + 0.5 * gap_at(x) * col(lower_lip * np.where(lower, 1, 0)),
+        # Pressed lips roll in and thin; the meeting edges themselves stay put.
+        "lips_press": col(lips_only * (1 - near_edge)) * (
+            -0.0020 * ez + 0.0012 * col(np.where(lower, 1.0, -1.0)) * ey),
+        "pucker": col(lipness) * np.stack([-0.35 * x, np.zeros(n),
+                                          0.0075 * (1 - 0.4 * np.clip(across, 0, 1) ** 2)], 1),
+        "funnel": col(lipness) * np.stack([-0.18 * x, np.zeros(n), 0.0055 * np.ones(n)], 1)
+                  + col(near_edge * lipness * centre_bump * np.where(lower, -1.0, 1.0)) * 0.0022 * ey,
+        "stretch": col(lipness_wide * corner_bump) * np.stack(
+            [0.22 * x, np.zeros(n), -0.0025 * np.ones(n)], 1),
+        "smile": col(lipness_wide * corner_bump) * np.stack(
+            [0.16 * x, 0.0065 * corner_bump, -0.0035 * np.ones(n)], 1),
+        "upper_lip_raise": col(upper_lip * centre_bump ** 0.5) * (0.0040 * ey + 0.0012 * ez),
+        "lower_lip_down": col(lower_lip * centre_bump ** 0.5) * (-0.0045 * ey + 0.0012 * ez),
+        # F/V: the lower lip comes up and back under the upper teeth line.
+        "lower_lip_tuck": col(lower_lip * centre_bump ** 0.5) * (0.0012 * ey - 0.0045 * ez),
+    }
+    assert tuple(fields) == CONTROLS, "control order must match core.rig.CONTROLS"
+    stack = np.stack([fields[name] for name in CONTROLS]).astype(np.float32)
+    stack[:, ~region] = 0.0
+    return stack, region
+
+
+def main():
+    fields, region = build()
+    RIG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(RIG_FILE, fields=fields, region=region, controls=np.array(CONTROLS))
+    print(f"wrote {RIG_FILE} ({RIG_FILE.stat().st_size / 1024:.0f} KiB): "
+          + ", ".join(f"{c} max {np.linalg.norm(fields[i], axis=1).max() * 1000:.1f} mm"
+                      for i, c in enumerate(CONTROLS)))
+
+
+if __name__ == "__main__":
+    main()
