@@ -170,13 +170,17 @@ def build():
     upper_lip = lipness * (1 - lowerness)
     lower_lip = lipness * lowerness
 
-    # Jaw: lower lip, inner lower mouth and chin follow the mandible fully.
+    # Jaw: lower lip, inner lower mouth and chin follow the mandible fully;
+    # the mouth corners are left free so they stretch smoothly (no fold).
     chin = region & (v[:, 1] < -0.062) & (np.abs(v[:, 0]) < 0.035) & np.isin(np.arange(n), masks["face"])
+    corner_x = np.abs(v[corners, 0]).mean()
+    central = np.abs(v[:, 0]) < 0.55 * corner_x
     jaw_weight = constrained(L, [
         zero_outside,
         (np.where(region & (v[:, 1] > -0.03))[0], 0.0),
-        (np.where(lip_area & ~lower)[0], 0.0),
-        (np.where(lip_area & lower)[0], 1.0),
+        (np.where(lip_area & ~lower & central)[0], 0.0),
+        (np.where(lip_area & lower & central)[0], 1.0),
+        (upper_ring, 0.0), (lower_ring, 1.0),
         (np.where(chin)[0], 1.0)], region)
     jaw_weight = smoothstep(np.clip(jaw_weight, 0, 1))
 
@@ -188,14 +192,15 @@ def build():
     nearest = d.argmin(1)
     contact = d.min(1) < 0.0035
     pair_u, pair_l = upper_idx[contact], lower_idx[nearest[contact]]
-    order = np.argsort(v[pair_u, 0])
-    xs = v[pair_u[order], 0]
-    gaps = v[pair_u[order]] - v[pair_l[order]]
-    corner_x = np.abs(v[corners, 0]).mean()
+    # Smooth even fit of the gap across the mouth: g(x) = a + b x^2 + c x^4.
+    gaps = v[pair_u] - v[pair_l]
+    basis = lambda xx: np.stack([np.ones_like(xx), xx ** 2, xx ** 4], 1)  # noqa: E731
+    coeffs = np.linalg.lstsq(basis(v[pair_u, 0]), gaps, rcond=None)[0]
+    # Anchor the fit to the measured midline gap so the edges meet exactly there.
+    coeffs *= np.linalg.norm(v[UPPER_LIP_EDGE] - v[LOWER_LIP_EDGE]) / np.linalg.norm(coeffs[0])
 
     def gap_at(x):
-        g = np.stack([np.interp(x, xs, gaps[:, k]) for k in range(3)], 1)
-        return g * smoothstep((corner_x - np.abs(x)) / 0.006)[:, None]
+        return (basis(x) @ coeffs) * smoothstep((corner_x - np.abs(x)) / 0.006)[:, None]
 
     x = v[:, 0]
     contact_points = np.concatenate([v[pair_u], v[pair_l]])

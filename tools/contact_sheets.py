@@ -1,0 +1,82 @@
+"""Contact sheets for looking at the rig and the engine (committed under docs/).
+
+    python cli.py render-frames rig --out docs/rig_controls.png
+    python cli.py render-frames clip --audio A --transcript T --reference J --out S.png
+"""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from core.flame import FLAME_ASSETS, SHARED_HEADS
+from core.mesh_io import load_head, recentred
+from core.rig import CONTROLS, load_rig
+
+
+def shared_heads():
+    """The four shared FLAME heads, DECA's recentred onto the template."""
+    if not FLAME_ASSETS.is_dir():
+        raise FileNotFoundError(f"shared heads not found at {FLAME_ASSETS}")
+    template, faces = load_head(FLAME_ASSETS / SHARED_HEADS[0])
+    heads = {}
+    for name in SHARED_HEADS:
+        vertices, _ = load_head(FLAME_ASSETS / name)
+        heads[name] = recentred(vertices, template) if name.endswith(".obj") else vertices
+    return heads, faces
+
+
+def rig_sheet(out: Path, view: str = "mouth") -> Path:
+    """Rows: the four heads; columns: neutral, then every control at weight 1."""
+    from operators.render_frames import contact_sheet, render_heads
+
+    heads, faces = shared_heads()
+    rig = load_rig()
+    stills, labels = [], []
+    for head_name, vertices in heads.items():
+        for control in ("neutral",) + CONTROLS:
+            offset = 0 if control == "neutral" else rig.field(control)
+            stills.append(vertices + offset)
+            labels.append(f"{head_name.split('.')[0][:14]}\n{control}")
+    with tempfile.TemporaryDirectory() as tmp:
+        images = render_heads(faces, stills, Path(tmp), [f"{i:03d}" for i in range(len(stills))],
+                              size=(220, 220), view=view)
+        return contact_sheet(images, labels, columns=len(CONTROLS) + 1, out_path=out,
+                             title="Rig controls at weight 1 on the four shared FLAME heads")
+
+
+def _pick_frames(phones, fps, n_frames, groups, per_group=4):
+    """Frames at the middle of the first few phones of each group."""
+    picks = []
+    for title, labels in groups:
+        chosen = [p for p in phones if p.label in labels and p.end - p.start >= 0.03][:per_group]
+        for p in chosen:
+            frame = min(int(round(0.5 * (p.start + p.end) * fps)), n_frames - 1)
+            picks.append((frame, f"{title}: {p.label} @{p.start:.2f}s"))
+    return picks
+
+
+def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | None,
+               head: str | None = None, fps: float = 30.0) -> Path:
+    """Frames of a clip at its M/P/B, F/V and open-vowel phones."""
+    from cli import run_engine
+    from core.metrics import load_reference_phones
+    from core.visemes import BILABIALS, LABIODENTALS, OPEN_VOWELS
+    from operators.render_frames import contact_sheet, render_heads
+
+    head_vertices, faces = load_head(head or FLAME_ASSETS / SHARED_HEADS[0])
+    performance = run_engine("phonetic", audio, fps, transcript)
+    if reference:
+        phones = load_reference_phones(reference)
+    else:
+        from core.metrics import RefPhone
+        phones = [RefPhone(*p) for p in performance.metadata["phones"]]
+    groups = [("closed", BILABIALS), ("F/V", LABIODENTALS), ("open", OPEN_VOWELS)]
+    picks = _pick_frames(phones, fps, performance.frame_count, groups)
+    stills = [head_vertices + performance.offsets[f] for f, _ in picks]
+    labels = [f"frame {f}\n{label}" for f, label in picks]
+    with tempfile.TemporaryDirectory() as tmp:
+        images = render_heads(faces, stills, Path(tmp), [f"{i:03d}" for i in range(len(stills))],
+                              size=(240, 240), view="mouth")
+        return contact_sheet(images, labels, columns=4, out_path=out,
+                             title=f"{Path(audio).name}: phonetic engine, "
+                                   f"{'with' if transcript else 'without'} transcript, {fps:g} fps")
