@@ -15,11 +15,10 @@ from operators.render_frames import _framing, contact_sheet, render_heads  # noq
 def _lip_dropped(vertices: np.ndarray, drop: float = 0.008) -> np.ndarray:
     """The head with its lower lip pulled down (a crude open mouth)."""
     lip = vertices[LOWER_LIP_EDGE]
-    near = np.linalg.norm(vertices[:, :2] - lip[:2], axis=1) < 0.025
-    below = vertices[:, 1] <= lip[1] + 0.001
-    front = vertices[:, 2] > lip[2] - 0.012
+    weight = np.clip(1 - np.linalg.norm(vertices[:, :2] - lip[:2], axis=1) / 0.03, 0, 1)
+    weight[(vertices[:, 1] > lip[1] + 0.001) | (vertices[:, 2] < lip[2] - 0.012)] = 0
     moved = vertices.copy()
-    moved[near & below & front, 1] -= drop
+    moved[:, 1] -= drop * weight
     return moved
 
 

@@ -116,7 +116,8 @@ def articulated_region(v, f, masks):
     for idx in masks.values():
         labelled[idx] = True
     mouth_centre = v[[UPPER_LIP_EDGE, LOWER_LIP_EDGE]].mean(0)
-    inner_mouth = ~labelled & (np.linalg.norm(v - mouth_centre, axis=1) < 0.035)
+    # The inside of the lips and the mouth bag belong to no mask.
+    inner_mouth = ~labelled & (np.abs(v[:, 1] - mouth_centre[1]) < 0.03) & (v[:, 2] > 0.0)
     neck = np.zeros(n, bool)
     neck[masks["neck"]] = True
     under_chin = neck & (v[:, 1] > -0.125) & (v[:, 2] > -0.035)
@@ -180,7 +181,7 @@ def build():
         (np.where(region & (v[:, 1] > -0.03))[0], 0.0),
         (np.where(lip_area & ~lower & central)[0], 0.0),
         (np.where(lip_area & lower & central)[0], 1.0),
-        (upper_ring, 0.0), (lower_ring, 1.0),
+        (upper_ring[central[upper_ring]], 0.0), (lower_ring[central[lower_ring]], 1.0),
         (np.where(chin)[0], 1.0)], region)
     jaw_weight = smoothstep(np.clip(jaw_weight, 0, 1))
 
