@@ -44,7 +44,10 @@ def cmd_animate(args) -> None:
         raise ValueError(f"--fps must be positive, got {args.fps}")
     head, _ = load_head(args.head)  # check the head before the slow part
     performance = run_engine(args.engine, args.audio, args.fps, args.transcript)
-    vertices = (head[None] + performance.offsets).astype(np.float32)
+    from core.rig import load_rig
+    # Offsets are in FLAME axes; a posed or scaled head gets them in its own frame.
+    frame = load_rig().head_frame(head)
+    vertices = (head[None] + performance.offsets @ frame.T).astype(np.float32)
     out = Path(args.export_npy)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, vertices)

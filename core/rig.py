@@ -29,13 +29,15 @@ RIG_FILE = Path(__file__).resolve().parent / "data" / "rig_fields.npz"
 
 
 class Rig:
-    def __init__(self, fields: np.ndarray, region: np.ndarray):
+    def __init__(self, fields: np.ndarray, region: np.ndarray,
+                 anchor_index: np.ndarray | None = None, anchor_positions: np.ndarray | None = None):
         assert fields.shape == (len(CONTROLS), VERTEX_COUNT, 3)
         self.fields = fields.astype(np.float32)
         self.region = region.astype(bool)
         # Only region vertices ever move: work on that subset for speed.
         self.region_index = np.flatnonzero(self.region)
         self._region_fields = self.fields[:, self.region_index].reshape(len(CONTROLS), -1)
+        self.anchor_index, self.anchor_positions = anchor_index, anchor_positions
 
     def offsets(self, weights: np.ndarray) -> np.ndarray:
         """(T, C) control weights -> (T, 5023, 3) float32 vertex offsets."""
@@ -47,6 +49,23 @@ class Rig:
     def field(self, name: str) -> np.ndarray:
         return self.fields[CONTROLS.index(name)]
 
+    def head_frame(self, head: np.ndarray) -> np.ndarray:
+        """3x3 linear map (scale * rotation) from FLAME axes into the head's own
+        coordinates: a head imported Z-up, scaled to centimetres or posed gets
+        offsets that move its lips the same way (Umeyama fit on rigid anchors)."""
+        source = self.anchor_positions - self.anchor_positions.mean(0)
+        target = head[self.anchor_index] - head[self.anchor_index].mean(0)
+        u, sigma, vt = np.linalg.svd(target.T @ source)
+        d = np.sign(np.linalg.det(u @ vt))
+        correction = np.diag([1.0, 1.0, d])
+        rotation = u @ correction @ vt
+        scale = (sigma * np.diag(correction)).sum() / (source ** 2).sum()
+        return (scale * rotation).astype(np.float32)
+
+    def fields_for(self, head: np.ndarray) -> np.ndarray:
+        """(C, 5023, 3) fields expressed in `head`'s coordinates."""
+        return self.fields @ self.head_frame(head).T
+
 
 @lru_cache(maxsize=1)
 def load_rig(path: Path = RIG_FILE) -> Rig:
@@ -55,4 +74,4 @@ def load_rig(path: Path = RIG_FILE) -> Rig:
     data = np.load(path)
     if tuple(str(c) for c in data["controls"]) != CONTROLS:
         raise ValueError(f"{path} was built for other controls: rebuild with `python tools/build_rig.py`")
-    return Rig(data["fields"], data["region"])
+    return Rig(data["fields"], data["region"], data["anchor_index"], data["anchor_positions"])

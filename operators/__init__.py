@@ -1,0 +1,14 @@
+"""Blender operators and bake writers (thin: read properties, call core, write data)."""
+import bpy
+
+classes = ()
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

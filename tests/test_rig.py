@@ -63,7 +63,7 @@ def test_no_tearing_on_any_head(control, heads, edges):
     border = rig.region[edges[:, 0]] != rig.region[edges[:, 1]]
     low, high = (0.2, 5.0) if control == "jaw_open" else (0.3, 2.5)
     for name, rest in shared.items():
-        posed = rest + rig.field(control)
+        posed = rest + rig.fields_for(rest)[CONTROLS.index(control)]
         length = lambda v: np.linalg.norm(v[edges[:, 0]] - v[edges[:, 1]], axis=1)  # noqa: E731
         ratio = length(posed) / length(rest)
         assert np.isfinite(posed).all(), name
@@ -83,13 +83,13 @@ def test_lips_never_pass_through_each_other(weights, heads):
     row = np.zeros((1, len(CONTROLS)), np.float32)
     for name, value in weights.items():
         row[0, CONTROLS.index(name)] = value
-    offsets = rig.offsets(row)[0]
     template = shared["flame_template.ply"]
     lips_x = np.abs(template[:, 0])
     # Upper/lower edge pairs: the closest lower-edge vertex to each upper one.
     upper = np.array([UPPER_LIP_EDGE])
     lower = np.array([LOWER_LIP_EDGE])
     for name, rest in shared.items():
+        offsets = rig.offsets(row)[0] @ rig.head_frame(rest).T
         for u, lo in zip(upper, lower):
             rest_gap = rest[u] - rest[lo]
             posed_gap = (rest[u] + offsets[u]) - (rest[lo] + offsets[lo])
@@ -120,3 +120,16 @@ def test_committed_fields_match_the_build_script():
     committed = np.load(RIG_FILE)
     np.testing.assert_allclose(committed["fields"], fields, atol=1e-7)
     np.testing.assert_array_equal(committed["region"], region)
+
+
+def test_head_frame_follows_axes_units_and_pose(heads):
+    """A head imported Z-up in centimetres gets the same motion, rotated and scaled."""
+    shared, _ = heads
+    rig = load_rig()
+    template = shared["flame_template.ply"]
+    z_up = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], np.float32)
+    converted = template @ z_up.T * 100 + 7
+    expected = rig.fields_for(template) @ (100 * z_up).T
+    np.testing.assert_allclose(rig.fields_for(converted), expected, atol=1e-4 * 100)
+    frame = rig.head_frame(template)
+    assert np.allclose(frame, np.eye(3) * np.cbrt(np.linalg.det(frame)), atol=0.01)

@@ -120,7 +120,7 @@ def articulated_region(v, f, masks):
     inner_mouth = ~labelled & (np.abs(v[:, 1] - mouth_centre[1]) < 0.03) & (v[:, 2] > 0.0)
     neck = np.zeros(n, bool)
     neck[masks["neck"]] = True
-    under_chin = neck & (v[:, 1] > -0.125) & (v[:, 2] > -0.035)
+    under_chin = neck & (v[:, 1] > -0.145) & (v[:, 2] > -0.045)
     region = np.zeros(n, bool)
     region[masks["face"]] = True
     region |= inner_mouth | under_chin
@@ -253,10 +253,26 @@ def build():
     return stack, region
 
 
+def head_anchors():
+    """Rigid parts of the head (forehead, nose, eye sockets, ears), every 6th
+    vertex, averaged over the three neutral shared heads: what a head's pose
+    and scale are fitted to when the rig is applied to it."""
+    masks = pickle.load(open(FLAME_ASSETS / "FLAME_masks.pkl", "rb"), encoding="latin1")
+    index = np.unique(np.concatenate([masks[m] for m in ("forehead", "nose", "eye_region",
+                                                          "left_ear", "right_ear")]))[::6]
+    template, _ = read_mesh(FLAME_ASSETS / "flame_template.ply")
+    heads = [template, read_mesh(FLAME_ASSETS / "FLAME_sample.ply")[0]]
+    deca = read_mesh(FLAME_ASSETS / "deca_head_template.obj")[0]
+    heads.append(deca - deca.mean(0) + template.mean(0))
+    return index.astype(np.int32), np.mean([h[index] for h in heads], 0).astype(np.float32)
+
+
 def main():
     fields, region = build()
+    anchor_index, anchor_positions = head_anchors()
     RIG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(RIG_FILE, fields=fields, region=region, controls=np.array(CONTROLS))
+    np.savez_compressed(RIG_FILE, fields=fields, region=region, controls=np.array(CONTROLS),
+                        anchor_index=anchor_index, anchor_positions=anchor_positions)
     print(f"wrote {RIG_FILE} ({RIG_FILE.stat().st_size / 1024:.0f} KiB): "
           + ", ".join(f"{c} max {np.linalg.norm(fields[i], axis=1).max() * 1000:.1f} mm"
                       for i, c in enumerate(CONTROLS)))

@@ -33,8 +33,9 @@ def rig_sheet(out: Path, view: str = "mouth") -> Path:
     rig = load_rig()
     stills, labels = [], []
     for head_name, vertices in heads.items():
+        fields = rig.fields_for(vertices)
         for control in ("neutral",) + CONTROLS:
-            offset = 0 if control == "neutral" else rig.field(control)
+            offset = 0 if control == "neutral" else fields[CONTROLS.index(control)]
             stills.append(vertices + offset)
             labels.append(f"{head_name.split('.')[0][:14]}\n{control}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +73,8 @@ def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | N
         phones = [RefPhone(*p) for p in performance.metadata["phones"]]
     groups = [("closed", BILABIALS), ("F/V", LABIODENTALS), ("open", OPEN_VOWELS)]
     picks = _pick_frames(phones, fps, performance.frame_count, groups)
-    stills = [head_vertices + performance.offsets[f] for f, _ in picks]
+    frame = load_rig().head_frame(head_vertices)
+    stills = [head_vertices + performance.offsets[f] @ frame.T for f, _ in picks]
     labels = [f"frame {f}\n{label}" for f, label in picks]
     with tempfile.TemporaryDirectory() as tmp:
         images = render_heads(faces, stills, Path(tmp), [f"{i:03d}" for i in range(len(stills))],
