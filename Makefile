@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+VENV45 := .venv45
+PY45 := $(VENV45)/bin/python
+STAMP45 := $(VENV45)/.installed
 SHARED := ../shared/assets
 DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
@@ -20,6 +23,33 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# Second environment: Blender 4.5 LTS (bpy wheel), same pins otherwise; the
+# Blender-side tests run under both 5.0 (.venv) and 4.5 (.venv45).
+.PHONY: venv45 build
+venv45: $(STAMP45)
+
+$(STAMP45): requirements-blender45.txt
+	$(PYTHON) -m venv $(VENV45)
+	$(PY45) -m pip install --quiet --upgrade pip
+	$(PY45) -m pip install --quiet -r requirements-blender45.txt
+	touch $(STAMP45)
+
+# The extension zip(s) in dist/, built and validated by Blender's own extension
+# tooling (the bl_pkg CLI that `blender --command extension` runs, shipped in the
+# bpy wheel) with Blender's list of valid tags.
+BL_PKG_GLOB := $(VENV)/lib/python*/site-packages/bpy/*/scripts/addons_core/bl_pkg
+build: $(STAMP)
+	@bl_pkg=$$(ls -d $(BL_PKG_GLOB) | head -n 1); \
+	[ -n "$$bl_pkg" ] || { echo "blender_ext.py not found under $(VENV) (bpy wheel)"; exit 1; }; \
+	tags="$$bl_pkg/../../modules/_bpy_internal/extensions/tags.py"; \
+	mkdir -p dist; rm -f dist/*.zip; \
+	set -e; \
+	$(PY) "$$bl_pkg/cli/blender_ext.py" build --source-dir . --output-dir dist --valid-tags "$$tags"; \
+	for zip in dist/*.zip; do \
+	  $(PY) "$$bl_pkg/cli/blender_ext.py" validate --valid-tags "$$tags" "$$zip"; \
+	  ls -l "$$zip"; \
+	done
+
 demo: $(STAMP)
 	@if [ ! -f "$(DEMO_AUDIO)" ] || [ ! -f "$(DEMO_HEAD)" ]; then \
 	  echo "Demo inputs not found ($(DEMO_AUDIO), $(DEMO_HEAD))."; \
@@ -29,8 +59,9 @@ demo: $(STAMP)
 	$(PY) cli.py render-frames clip --audio "$(DEMO_AUDIO)" $(if $(wildcard $(DEMO_TRANSCRIPT)),--transcript "$(DEMO_TRANSCRIPT)") \
 	  --head "$(DEMO_HEAD)" --out out/demo_frames.png
 
-test: $(STAMP)
+test: $(STAMP) $(STAMP45)
 	$(PY) -m pytest -q tests
+	$(PY45) -m pytest -q tests/blender
 
 bench: $(STAMP)
 	$(PY) tools/bench.py

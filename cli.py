@@ -12,9 +12,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ENGINES = ("phonetic",)
-
-
 def read_transcript(value: str | None) -> str | None:
     """--transcript takes the text itself or a path to a .txt file."""
     if value and value.endswith(".txt"):
@@ -26,13 +23,10 @@ def read_transcript(value: str | None) -> str | None:
 
 
 def run_engine(engine: str, audio: str, fps: float, transcript: str | None):
-    from core import phonetic
     from core.audio import load_speech
+    from core.engines import run_engine as run
 
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
-    speech = load_speech(audio, fps=fps)
-    return phonetic.animate(speech, fps=fps, transcript=read_transcript(transcript))
+    return run(engine, load_speech(audio, fps=fps), fps, read_transcript(transcript))
 
 
 def cmd_animate(args) -> None:
@@ -67,6 +61,11 @@ def cmd_render_frames(args) -> None:
     print(f"wrote {args.out}", file=sys.stderr)
 
 
+def engine_names():
+    from core.engines import ENGINES
+    return tuple(ENGINES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate = sub.add_parser("animate", help="speech -> per-frame FLAME vertices (.npy)")
     animate.add_argument("--audio", required=True)
     animate.add_argument("--transcript", help="the words spoken, or a .txt file with them")
-    animate.add_argument("--engine", default="phonetic", choices=ENGINES)
+    animate.add_argument("--engine", default="phonetic", help="one of: " + ", ".join(engine_names()))
     animate.add_argument("--head", required=True, help="FLAME-topology head (.ply or .obj)")
     animate.add_argument("--fps", type=float, default=30.0)
     animate.add_argument("--export-npy", required=True, help="output (T, 5023, 3) float32, metres")

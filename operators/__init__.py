@@ -1,7 +1,9 @@
 """Blender operators and bake writers (thin: read properties, call core, write data)."""
 import bpy
 
-classes = ()
+from . import generate
+
+classes = generate.classes
 
 
 def register():

@@ -1,14 +1,18 @@
-"""UI: sidebar panel, scene properties, preferences. Layout only."""
+"""UI: sidebar panel and scene properties. Layout only."""
 import bpy
 
-classes = ()
+from . import properties, sidebar
+
+classes = properties.classes + sidebar.classes
 
 
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
+    properties.register()
 
 
 def unregister():
+    properties.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

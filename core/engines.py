@@ -1,0 +1,15 @@
+"""The engines a user can pick, by name (UI enum, CLI --engine, eval, bench)."""
+from . import phonetic
+
+# name -> (animate(speech, fps, transcript, first_frame, with_offsets) -> Performance, description)
+ENGINES = {
+    phonetic.NAME: (phonetic.animate, "Phones from pocketsphinx, coarticulated visemes (no model)"),
+}
+
+
+def run_engine(name: str, speech, fps: float, transcript: str | None = None,
+               first_frame: int = 1, with_offsets: bool = True):
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine '{name}': choose one of {', '.join(ENGINES)}")
+    return ENGINES[name][0](speech, fps=fps, transcript=transcript, first_frame=first_frame,
+                            with_offsets=with_offsets)

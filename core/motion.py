@@ -1,0 +1,46 @@
+"""Post-processing of a Performance: intensity and smoothing.
+
+Both keep the closures the audience checks: lips that were sealed on P/B/M
+stay sealed whatever the intensity or smoothing.
+"""
+import numpy as np
+
+from .coarticulation import enforce_closures
+from .performance import Performance
+from .rig import CONTROLS
+
+_SEAL = CONTROLS.index("lips_close")
+
+
+def _phones(performance: Performance):
+    from .metrics import RefPhone  # (label, start, end) records
+    return [RefPhone(*p) for p in performance.metadata.get("phones", [])]
+
+
+def _reseal(performance: Performance, controls: np.ndarray) -> np.ndarray:
+    return np.clip(enforce_closures(controls, _phones(performance), performance.fps), 0.0, 2.0)
+
+
+def apply_intensity(performance: Performance, intensity: float) -> Performance:
+    """Scale the articulation (0 = still, 1 = as engineered, up to 2 = exaggerated).
+    Lip contact is not an amplitude: sealed lips stay sealed."""
+    if intensity < 0:
+        raise ValueError(f"intensity must be >= 0, got {intensity}")
+    controls = performance.controls * np.float32(intensity)
+    controls[:, _SEAL] = np.minimum(performance.controls[:, _SEAL], 1.0) * min(intensity, 1.0)
+    return performance.with_(controls=_reseal(performance, controls), offsets=None)
+
+
+def smooth(performance: Performance, amount: float) -> Performance:
+    """Gaussian smoothing over time; `amount` is sigma in frames at 30 fps
+    (scaled to the performance's fps so it means the same time at any rate)."""
+    if amount <= 0:
+        return performance
+    sigma = amount * performance.fps / 30.0
+    radius = max(1, int(np.ceil(3 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(performance.controls, ((radius, radius), (0, 0)), mode="edge")
+    controls = np.stack([np.convolve(padded[:, c], kernel, mode="valid")
+                         for c in range(padded.shape[1])], 1).astype(np.float32)
+    return performance.with_(controls=_reseal(performance, controls), offsets=None)

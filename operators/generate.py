@@ -1,0 +1,153 @@
+"""Generate lip sync / Clear: the operators behind the sidebar buttons."""
+from pathlib import Path
+
+import bpy
+
+from ..core.audio import AudioError
+from ..core.mesh_io import MeshError
+from . import sources
+from .job import BakeJob, Cancelled, JobSettings, compute, write
+
+USER_ERRORS = (AudioError, MeshError, ValueError, RuntimeError, FileNotFoundError)
+
+
+def settings_from(scene, props, audio_path: str) -> JobSettings:
+    transcript = props.transcript.strip() or None
+    if transcript is None and props.transcript_beside_audio:
+        transcript = sources.transcript_beside(audio_path)
+    frame_range = (props.frame_start, props.frame_end) if props.use_frame_range else None
+    return JobSettings(engine=props.engine, transcript=transcript, intensity=props.intensity,
+                       smoothing=props.smoothing, mode=props.bake_mode,
+                       on_conflict="stash" if props.stash_existing_action else "refuse",
+                       cache_path=cache_path(props, audio_path), frame_range=frame_range)
+
+
+def cache_path(props, audio_path: str) -> str | None:
+    """PC2 beside the .blend (or in the chosen folder), named after the dialogue."""
+    folder = bpy.path.abspath(props.cache_folder) if props.cache_folder else (
+        str(Path(bpy.data.filepath).parent) if bpy.data.filepath else None)
+    if folder is None:
+        return None
+    stem = Path(audio_path).stem if audio_path else "dialogue"
+    return str(Path(folder) / f"{stem}_lipsync.pc2")
+
+
+def gather(context):
+    """Validate the inputs and load the speech; raises a user error on bad input."""
+    scene, props, obj = context.scene, context.scene.flame_lipsync, context.active_object
+    sources.check_target(obj)
+    if props.source == "STRIP":
+        speech, first = sources.strip_speech(scene, props.strip)
+        strip = next(s for s in sources.sound_strips(scene) if s.name == props.strip)
+        audio_path = bpy.path.abspath(strip.sound.filepath)
+    else:
+        speech, first = sources.file_speech(props.audio_file, scene)
+        audio_path = bpy.path.abspath(props.audio_file)
+    settings = settings_from(scene, props, audio_path)
+    if settings.mode == "MESH_CACHE" and not settings.cache_path:
+        raise ValueError("Mesh cache: save the .blend first (the cache is written beside it) "
+                         "or choose a cache folder.")
+    settings.relative_cache = bool(bpy.data.filepath) and not props.cache_folder
+    return obj, speech, sources.scene_fps(scene), first, settings
+
+
+class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
+    """Animate the active FLAME head from the chosen dialogue (Esc cancels)"""
+    bl_idname = "flame_lipsync.generate"
+    bl_label = "Generate Lip Sync"
+    bl_options = {"REGISTER", "UNDO"}
+
+    _timer = None
+    _job = None
+
+    @classmethod
+    def poll(cls, context):
+        return context.scene is not None
+
+    def execute(self, context):
+        """Synchronous path: scripts and `blender -b`."""
+        try:
+            obj, speech, fps, first, settings = gather(context)
+            summary = write(obj, compute(speech, fps, first, settings), settings)
+        except USER_ERRORS as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, summary)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            obj, speech, fps, first, settings = gather(context)
+        except USER_ERRORS as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self._target = obj.name
+        self._settings = settings
+        self._job = BakeJob(speech, fps, first, settings).start()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0, 100)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type == "ESC":
+            self._job.cancel()
+            self._finish(context)
+            self.report({"WARNING"}, "Lip sync cancelled: the scene was not changed.")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        job = self._job
+        context.window_manager.progress_update(int(job.progress * 100))
+        context.workspace.status_text_set(f"Lip sync: {job.stage}... (Esc to cancel)")
+        if not job.done:
+            return {"RUNNING_MODAL"}
+        self._finish(context)
+        if isinstance(job.error, Cancelled):
+            return {"CANCELLED"}
+        if job.error is not None:
+            self.report({"ERROR"}, str(job.error))
+            return {"CANCELLED"}
+        obj = bpy.data.objects.get(self._target)
+        try:
+            sources.check_target(obj)  # the artist may have changed it meanwhile
+            summary = write(obj, job.result, self._settings)
+        except USER_ERRORS as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        self.report({"INFO"}, summary)
+        return {"FINISHED"}
+
+    def _finish(self, context):
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        context.workspace.status_text_set(None)
+
+
+class FLAMELIPSYNC_OT_clear(bpy.types.Operator):
+    """Remove the lip sync this add-on baked on the active object (only ours)"""
+    bl_idname = "flame_lipsync.clear"
+    bl_label = "Clear Lip Sync"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        from . import bake
+        obj = context.active_object
+        if obj is None or obj.type != "MESH":
+            self.report({"ERROR"}, "Select the head mesh whose lip sync should be cleared.")
+            return {"CANCELLED"}
+        removed = bake.clear_bake(obj)
+        if not any(removed.values()):
+            self.report({"WARNING"}, f"'{obj.name}' has no lip sync from this add-on: nothing removed.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Removed " + ", ".join(f"{k}: {v}" for k, v in removed.items() if v))
+        return {"FINISHED"}
+
+
+classes = (FLAMELIPSYNC_OT_generate, FLAMELIPSYNC_OT_clear)

@@ -1,0 +1,52 @@
+"""Scene settings behind the sidebar (one PropertyGroup at scene.flame_lipsync)."""
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..core.engines import ENGINES
+
+
+def _strip_items(self, context):
+    from ..operators.sources import sound_strips
+    strips = sound_strips(context.scene) if context and context.scene else []
+    return [(s.name, s.name, f"frames {s.frame_final_start}-{s.frame_final_end}") for s in strips] \
+        or [("", "(no sound strips)", "Add a sound strip in the Video Sequencer")]
+
+
+class FlameLipSyncSettings(bpy.types.PropertyGroup):
+    source: EnumProperty(name="Source", items=[
+        ("STRIP", "Sound Strip", "A sound strip of the Video Sequencer: the animation lands where it plays"),
+        ("FILE", "Audio File", "An audio file, starting at the scene's start frame")], default="STRIP")
+    strip: EnumProperty(name="Strip", items=_strip_items)
+    audio_file: StringProperty(name="Audio File", subtype="FILE_PATH")
+    transcript: StringProperty(name="Transcript", description="The words spoken (optional: improves timing)")
+    transcript_beside_audio: BoolProperty(
+        name="Use .txt Beside Audio", default=True,
+        description="If the transcript is empty, read a .txt with the audio's name next to it")
+    engine: EnumProperty(name="Engine", items=[(k, k.title(), d) for k, (_, d) in ENGINES.items()])
+    intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
+                             description="Scales the articulation; sealed lips stay sealed")
+    smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=4.0,
+                             description="Temporal smoothing (sigma in frames at 30 fps)")
+    bake_mode: EnumProperty(name="Bake", items=[
+        ("SHAPE_KEYS", "Shape Keys", "One shape key per mouth control, keyed in one action (editable)"),
+        ("MESH_CACHE", "Mesh Cache", "Exact per-frame vertices in a PC2 file + MeshCache modifier")])
+    cache_folder: StringProperty(name="Cache Folder", subtype="DIR_PATH",
+                                 description="Where the PC2 goes (default: beside the .blend)")
+    use_frame_range: BoolProperty(name="Limit Frame Range", default=False)
+    frame_start: IntProperty(name="Start", default=1)
+    frame_end: IntProperty(name="End", default=250)
+    stash_existing_action: BoolProperty(
+        name="Stash Existing Action", default=False,
+        description="If the head's shape keys already play an action you made, move it to an "
+                    "NLA track (unchanged) instead of refusing to bake")
+
+
+classes = (FlameLipSyncSettings,)
+
+
+def register():
+    bpy.types.Scene.flame_lipsync = bpy.props.PointerProperty(type=FlameLipSyncSettings)
+
+
+def unregister():
+    del bpy.types.Scene.flame_lipsync
