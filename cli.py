@@ -3,6 +3,11 @@
     python cli.py animate --audio A [--transcript T] [--engine phonetic] --head H.ply --fps 30 --export-npy V.npy
     python cli.py render-frames rig --out docs/rig_controls.png
     python cli.py render-frames clip --audio A [--transcript T] [--reference J.phone.json] --out S.png
+    python cli.py bake --audio A --head H(.blend|.ply|.obj) [--object NAME] --out O.blend [--transcript T]
+                       [--engine NAME] [--mode shapekeys|meshcache] [--fps F] [--export-npy V.npy]
+    python cli.py bake --manifest jobs.csv     (columns: audio,head,out[,object,transcript,engine,mode,fps])
+    python cli.py preview O.blend --out preview.mp4
+    blender -b -P cli.py -- bake ...           (same arguments inside Blender)
 
 Bad input ends with exit status 2 and a one-line reason on stderr.
 """
@@ -61,6 +66,63 @@ def cmd_render_frames(args) -> None:
     print(f"wrote {args.out}", file=sys.stderr)
 
 
+def addon():
+    """The add-on, registered, from this checkout (same operators as the UI)."""
+    import addon_package
+    module = addon_package.load_addon()
+    import bpy
+    if not hasattr(bpy.types.Scene, "flame_lipsync"):
+        module.register()
+    return module
+
+
+BAKE_FIELDS = ("audio", "head", "out", "object", "transcript", "engine", "mode", "fps", "export_npy")
+
+
+def bake_one(job: dict) -> str:
+    addon()
+    from flame_lipsync.operators import headless
+    fps = float(job["fps"]) if job.get("fps") else None
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return headless.bake(job["audio"], job["head"], job["out"], job.get("object") or None,
+                         read_transcript(job.get("transcript") or None), job.get("engine") or "phonetic",
+                         job.get("mode") or "shapekeys", fps, job.get("export_npy") or None)
+
+
+def cmd_bake(args) -> None:
+    if not args.manifest:
+        missing = [f"--{f}" for f in ("audio", "head", "out") if not getattr(args, f)]
+        if missing:
+            raise ValueError(f"bake needs {', '.join(missing)} (or --manifest jobs.csv)")
+        print(bake_one({f: getattr(args, f, None) for f in BAKE_FIELDS}), file=sys.stderr)
+        return
+    import csv
+    with open(args.manifest, newline="") as handle:
+        jobs = list(csv.DictReader(handle))
+    failures = 0
+    results = []
+    for number, job in enumerate(jobs, 1):
+        print(f"job {number}/{len(jobs)}: {job.get('audio')} -> {job.get('out')}", file=sys.stderr)
+        try:
+            results.append((number, "ok", bake_one({k.strip(): (v or "").strip() for k, v in job.items()})))
+        except Exception as err:  # keep going: one bad shot must not stop the batch
+            failures += 1
+            results.append((number, "FAILED", str(err).splitlines()[0]))
+    print("summary:", file=sys.stderr)
+    for number, status, message in results:
+        print(f"  job {number}: {status}: {message}", file=sys.stderr)
+    print(f"{len(jobs) - failures}/{len(jobs)} jobs baked", file=sys.stderr)
+    if failures:
+        raise RuntimeError(f"{failures} of {len(jobs)} jobs failed (see the summary above)")
+
+
+def cmd_preview(args) -> None:
+    addon()
+    from flame_lipsync.operators import headless
+    print(headless.preview(args.blend, args.out), file=sys.stderr)
+
+
 def engine_names():
     from core.engines import ENGINES
     return tuple(ENGINES)
@@ -88,10 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--head", help="head to animate (default: the FLAME template)")
     render.add_argument("--fps", type=float, default=30.0)
     render.set_defaults(func=cmd_render_frames)
+
+    bake = sub.add_parser("bake", help="bake lip sync into a .blend (shape keys or mesh cache)")
+    bake.add_argument("--audio")
+    bake.add_argument("--head", help=".blend, .ply or .obj with a FLAME-topology mesh")
+    bake.add_argument("--object", help="the mesh to animate when the .blend has several")
+    bake.add_argument("--out", help="output .blend")
+    bake.add_argument("--transcript")
+    bake.add_argument("--engine", default="phonetic", help="one of: " + ", ".join(engine_names()))
+    bake.add_argument("--mode", default="shapekeys", choices=("shapekeys", "meshcache"))
+    bake.add_argument("--fps", type=float)
+    bake.add_argument("--export-npy")
+    bake.add_argument("--manifest", help="CSV of jobs: audio,head,out[,object,transcript,engine,mode,fps]")
+    bake.set_defaults(func=cmd_bake)
+
+    preview = sub.add_parser("preview", help="render a baked .blend to a movie with sound")
+    preview.add_argument("blend")
+    preview.add_argument("--out", required=True)
+    preview.set_defaults(func=cmd_preview)
     return parser
 
 
 def main(argv=None) -> int:
+    if argv is None and "--" in sys.argv:  # blender -b -P cli.py -- bake ...
+        argv = sys.argv[sys.argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
     from core.audio import AudioError
     from core.mesh_io import MeshError
@@ -99,7 +181,7 @@ def main(argv=None) -> int:
     try:
         args.func(args)
     except (AudioError, MeshError, FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         return 2
     return 0
 

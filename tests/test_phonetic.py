@@ -123,14 +123,15 @@ def test_short_vowels_get_their_minimum_duration_from_neighbours():
 
 
 def test_jaw_follows_loudness_but_lips_do_not():
-    phones = [RefPhone("SIL", 0, 0.2), RefPhone("AA", 0.2, 0.8), RefPhone("SIL", 0.8, 1.0)]
-    quiet, loud = np.full(31, 0.01), np.full(31, 0.01)
-    loud[12:18] = 0.2
-    a = coarticulate(phones, 30, 31, quiet)
-    b = coarticulate(phones, 30, 31, loud)
+    """Within one long vowel, the loud half opens the jaw more; lip shapes do not change."""
+    phones = [RefPhone("SIL", 0, 0.2), RefPhone("AA", 0.2, 1.4), RefPhone("SIL", 1.4, 1.6)]
+    loudness = np.full(49, 0.2)
+    loudness[6:24] = 0.01          # first half of the vowel spoken softly (-26 dB)
+    shaped = coarticulate(phones, 30, 49, loudness)
+    flat = coarticulate(phones, 30, 49, np.full(49, 0.2))
     jaw, lip = CONTROLS.index("jaw_open"), CONTROLS.index("lower_lip_down")
-    assert b[15, jaw] > a[15, jaw] * 1.3
-    np.testing.assert_allclose(a[:, lip], b[:, lip])
+    assert shaped[33, jaw] > shaped[15, jaw] * 1.3
+    np.testing.assert_allclose(shaped[:, lip], flat[:, lip])
 
 
 def _cli(*args):
