@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+import addon_package
 from core.flame import FLAME_ASSETS, SHARED_HEADS
 from core.mesh_io import load_head, recentred
 from core.rig import CONTROLS, load_rig
+
+addon_package.load_addon()  # operators/ is imported as the add-on package
 
 
 def shared_heads():
@@ -27,7 +30,7 @@ def shared_heads():
 
 def rig_sheet(out: Path, view: str = "mouth") -> Path:
     """Rows: the four heads; columns: neutral, then every control at weight 1."""
-    from operators.render_frames import contact_sheet, render_heads
+    from flame_lipsync.operators.render_frames import contact_sheet, render_heads
 
     heads, faces = shared_heads()
     rig = load_rig()
@@ -43,6 +46,14 @@ def rig_sheet(out: Path, view: str = "mouth") -> Path:
                               size=(220, 220), view=view)
         return contact_sheet(images, labels, columns=len(CONTROLS) + 1, out_path=out,
                              title="Rig controls at weight 1 on the four shared FLAME heads")
+
+
+def three_quarter(vertices, degrees=55.0):
+    """The head turned about its vertical axis (FLAME +Y), around the mouth."""
+    a = np.radians(degrees)
+    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]], np.float32)
+    centre = vertices.mean(0)
+    return (vertices - centre) @ turn.T + centre
 
 
 def _pick_frames(phones, fps, n_frames, groups, per_group=4):
@@ -62,7 +73,7 @@ def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | N
     from cli import run_engine
     from core.metrics import load_reference_phones
     from core.visemes import BILABIALS, LABIODENTALS, OPEN_VOWELS
-    from operators.render_frames import contact_sheet, render_heads
+    from flame_lipsync.operators.render_frames import contact_sheet, render_heads
 
     head_vertices, faces = load_head(head or FLAME_ASSETS / SHARED_HEADS[0])
     performance = run_engine("phonetic", audio, fps, transcript)
@@ -74,11 +85,15 @@ def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | N
     groups = [("closed", BILABIALS), ("F/V", LABIODENTALS), ("open", OPEN_VOWELS)]
     picks = _pick_frames(phones, fps, performance.frame_count, groups)
     frame = load_rig().head_frame(head_vertices)
-    stills = [head_vertices + performance.offsets[f] @ frame.T for f, _ in picks]
-    labels = [f"frame {f}\n{label}" for f, label in picks]
+    stills, labels = [], []
+    for f, label in picks:
+        posed = head_vertices + performance.offsets[f] @ frame.T
+        # Front, and three-quarter (lip protrusion and the F/V tuck show from the side).
+        stills += [posed, three_quarter(posed)]
+        labels += [f"frame {f}\n{label}", "(3/4 view)"]
     with tempfile.TemporaryDirectory() as tmp:
         images = render_heads(faces, stills, Path(tmp), [f"{i:03d}" for i in range(len(stills))],
                               size=(240, 240), view="mouth")
-        return contact_sheet(images, labels, columns=4, out_path=out,
+        return contact_sheet(images, labels, columns=6, out_path=out,
                              title=f"{Path(audio).name}: phonetic engine, "
                                    f"{'with' if transcript else 'without'} transcript, {fps:g} fps")
