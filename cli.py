@@ -120,7 +120,7 @@ def cmd_bake(args) -> None:
 def cmd_preview(args) -> None:
     addon()
     from flame_lipsync.operators import headless
-    print(headless.preview(args.blend, args.out), file=sys.stderr)
+    print(headless.preview(args.blend, args.out, stills_dir=args.stills), file=sys.stderr)
 
 
 def engine_names():
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview = sub.add_parser("preview", help="render a baked .blend to a movie with sound")
     preview.add_argument("blend")
     preview.add_argument("--out", required=True)
+    preview.add_argument("--stills", help="also write 4 evenly spaced PNG frames to this folder")
     preview.set_defaults(func=cmd_preview)
     return parser
 

@@ -64,7 +64,7 @@ def open_head(head: str, object_name: str | None):
 def add_dialogue_strip(scene, audio: str):
     """The dialogue as a sound strip at the scene start, so playback has sound."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    strips = getattr(editor, "strips", None) or editor.sequences
+    strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # 4.4+ / before
     for old in [s for s in strips if s.get("flame_lipsync")]:
         strips.remove(old)
     strip = strips.new_sound("Dialogue", str(Path(audio).resolve()), 2, scene.frame_start)
@@ -88,6 +88,7 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
     props.bake_mode = {"shapekeys": "SHAPE_KEYS", "meshcache": "MESH_CACHE"}[mode]
     out_path = Path(out).resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    bpy.context.preferences.filepaths.save_version = 0  # no .blend1 beside batch output
     if mode == "meshcache":  # the PC2 goes beside the saved .blend, by relative path
         bpy.ops.wm.save_as_mainfile(filepath=str(out_path))
     log(f"[{Path(audio).name}] analysing speech ({engine})...")
@@ -106,7 +107,7 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
     return f"{summary}; saved {out_path}"
 
 
-def preview(blend: str, out: str, size=(640, 640)) -> str:
+def preview(blend: str, out: str, size=(480, 480), stills_dir: str | None = None, stills: int = 4) -> str:
     """Render the baked animation with Workbench from a front camera, with sound."""
     if not Path(blend).is_file():
         raise FileNotFoundError(f"blend file '{blend}' does not exist")
@@ -133,6 +134,7 @@ def preview(blend: str, out: str, size=(640, 640)) -> str:
     render.engine = "BLENDER_WORKBENCH"
     render.resolution_x, render.resolution_y = size
     render.resolution_percentage = 100
+    scene.display.render_aa = "FXAA"  # 8-sample AA costs ~1.5 s a frame on CPU
     scene.display.shading.light = "STUDIO"
     scene.display.shading.show_cavity = True
     if hasattr(render.image_settings, "media_type"):
@@ -144,4 +146,21 @@ def preview(blend: str, out: str, size=(640, 640)) -> str:
     render.filepath = str(Path(out).resolve())
     log(f"rendering frames {scene.frame_start}-{scene.frame_end} to {out}...")
     bpy.ops.render.render(animation=True)
+    if stills_dir:
+        render_stills(scene, Path(stills_dir), stills)
     return f"wrote {out}"
+
+
+def render_stills(scene, folder: Path, count: int) -> None:
+    """Evenly spaced PNG frames of the same shot (for docs and quick checks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    render = scene.render
+    if hasattr(render.image_settings, "media_type"):
+        render.image_settings.media_type = "IMAGE"
+    render.image_settings.file_format = "PNG"
+    span = scene.frame_end - scene.frame_start
+    for k in range(count):
+        frame = scene.frame_start + round(span * (k + 0.5) / count)
+        scene.frame_set(frame)
+        render.filepath = str(folder / f"frame_{frame:04d}.png")
+        bpy.ops.render.render(write_still=True)

@@ -22,7 +22,7 @@ def strips_of(scene):
     editor = scene.sequence_editor
     if editor is None:
         return []
-    return list(getattr(editor, "strips_all", None) or getattr(editor, "sequences_all", []))
+    return list(editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all)
 
 
 def sound_strips(scene):
