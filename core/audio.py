@@ -11,12 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 DEFAULT_RATE = 16000  # what speech models (wav2vec, DeepSpeech, pocketsphinx) expect
 SILENCE_PEAK = 1e-4   # -80 dBFS: below this there is nothing to lip-sync to
 FORMATS_HINT = "export the dialogue as WAV/FLAC/OGG/MP3/AIFF"
+
+
+def _require(module: str):
+    """Decoders load when first used, so the add-on enables without them and
+    says what is missing instead of failing to load."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise AudioError(f"Reading audio needs the Python package '{module}', which this Python "
+                         f"does not have: install it (pip install {module}) into the Python "
+                         f"that runs Blender.") from None
 
 
 @dataclass
@@ -40,6 +50,7 @@ def load_speech(path, rate: int = DEFAULT_RATE, fps: float = 30.0) -> Speech:
     if not path.is_file():
         what = "is a folder, not an audio file" if path.is_dir() else "does not exist"
         raise AudioError(f"Audio file '{path}' {what}: check the path or the sound strip's file.")
+    soundfile = _require("soundfile")
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError) as err:
@@ -96,7 +107,7 @@ def resample(samples, from_rate, to_rate) -> np.ndarray:
     x = np.ascontiguousarray(samples, dtype=np.float32)
     if from_rate == to_rate:
         return x.copy()
-    return soxr.resample(x, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+    return _require("soxr").resample(x, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
 def loudness_envelope(speech: Speech, fps: float, n_frames: int | None = None) -> np.ndarray:
