@@ -54,10 +54,9 @@ demo: $(STAMP)
 	@if [ ! -f "$(DEMO_AUDIO)" ] || [ ! -f "$(DEMO_HEAD)" ]; then \
 	  echo "Demo inputs not found ($(DEMO_AUDIO), $(DEMO_HEAD))."; \
 	  echo "Run: make demo DEMO_AUDIO=speech.wav DEMO_HEAD=head.ply [DEMO_TRANSCRIPT=words.txt]"; exit 2; fi
-	$(PY) cli.py animate --audio "$(DEMO_AUDIO)" $(if $(wildcard $(DEMO_TRANSCRIPT)),--transcript "$(DEMO_TRANSCRIPT)") \
-	  --head "$(DEMO_HEAD)" --fps 30 --export-npy out/demo.npy
-	$(PY) cli.py render-frames clip --audio "$(DEMO_AUDIO)" $(if $(wildcard $(DEMO_TRANSCRIPT)),--transcript "$(DEMO_TRANSCRIPT)") \
-	  --head "$(DEMO_HEAD)" --out out/demo_frames.png
+	$(PY) cli.py bake --audio "$(DEMO_AUDIO)" $(if $(wildcard $(DEMO_TRANSCRIPT)),--transcript "$(DEMO_TRANSCRIPT)") \
+	  --head "$(DEMO_HEAD)" --fps 30 --out out/demo.blend --export-npy out/demo.npy
+	$(PY) cli.py preview out/demo.blend --out out/demo.mp4 --stills out/demo_stills
 
 test: $(STAMP) $(STAMP45)
 	$(PY) -m pytest -q tests
@@ -65,6 +64,7 @@ test: $(STAMP) $(STAMP45)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py
+	$(PY) tools/bench_bake.py
 
 # Rebuild committed artefacts from ../shared/assets.
 rig: $(STAMP)

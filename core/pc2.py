@@ -39,8 +39,11 @@ class PC2Error(ValueError):
     """A PC2 file or frame data that cannot be read or written as PC2."""
 
 
+BLOCK_FRAMES = 256   # conversion/checks work on this many frames at a time
+
+
 def _chunks(frames: Frames):
-    """Yield float32 little-endian (t, N, 3) blocks from an array or an iterable."""
+    """Yield float32 little-endian (t, N, 3) blocks of at most BLOCK_FRAMES frames."""
     if isinstance(frames, np.ndarray):
         frames = (frames,)
     for chunk in frames:
@@ -49,7 +52,8 @@ def _chunks(frames: Frames):
             chunk = chunk[None]
         if chunk.ndim != 3 or chunk.shape[-1] != 3:
             raise PC2Error(f"PC2 frames must be (T, N, 3) or (N, 3) chunks, got shape {chunk.shape}")
-        yield np.ascontiguousarray(chunk, dtype=_F32)
+        for i in range(0, len(chunk), BLOCK_FRAMES):
+            yield np.ascontiguousarray(chunk[i:i + BLOCK_FRAMES], dtype=_F32)
 
 
 def write_pc2(path, frames: Frames, start_frame: float, sample_rate: float = 1.0) -> int:

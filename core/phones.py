@@ -71,9 +71,19 @@ def _pocketsphinx():
     return pocketsphinx
 
 
-@functools.lru_cache(maxsize=None)
+_decoders: dict = {}
+
+
 def _decoder(kind: str):
-    """One decoder per kind, created on first use (loading the model takes ~0.3 s)."""
+    """One decoder per kind ("align" or "recognize"), made on first use: loading
+    the model takes ~0.3 s, too slow to repeat per call."""
+    with _lock:
+        if kind not in _decoders:
+            _decoders[kind] = _new_decoder(kind)
+        return _decoders[kind]
+
+
+def _new_decoder(kind: str):
     ps = _pocketsphinx()
     try:
         if kind == "align":
@@ -88,7 +98,9 @@ def _decoder(kind: str):
         ) from exc
 
 
-def _decode(decoder, pcm: bytes) -> None:
+def _decode(decoder, pcm: bytes, fresh: bool = True) -> None:
+    if fresh:  # feature state (cepstral mean etc.) carries over between utterances,
+        decoder.reinit_feat()  # which made results depend on what was decoded before
     decoder.start_utt()
     try:
         decoder.process_raw(pcm, full_utt=True)  # full_utt: normalise over all of it
@@ -108,6 +120,7 @@ def _dictionary() -> frozenset:
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
          "fourteen fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
 _ORDINAL = {"one": "first", "two": "second", "three": "third", "five": "fifth",
             "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
 
@@ -117,9 +130,7 @@ def _number_words(n: int) -> list[str]:
         return [_ONES[n]]
     if n < 100:
         return [_TENS[n // 10]] + (_number_words(n % 10) if n % 10 else [])
-    if 1100 <= n < 2000 and n % 100:  # years: 1984 is "nineteen eighty four"
-        return _number_words(n // 100) + (["oh"] if n % 100 < 10 else []) + _number_words(n % 100)
-    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
+    for size, name in _SCALES:
         if n >= size:
             return _number_words(n // size) + [name] + (_number_words(n % size) if n % size else [])
     raise AssertionError("unreachable")
@@ -127,13 +138,18 @@ def _number_words(n: int) -> list[str]:
 
 def _spell_number(token: str) -> list[str] | None:
     """'42' -> forty two, '21st' -> twenty first; None when not a number we spell."""
-    m = re.fullmatch(r"(\d{1,12})(st|nd|rd|th)?", token)
+    m = re.fullmatch(r"(\d{1,12}|\d{1,3}(?:,\d{3})+)(st|nd|rd|th)?", token)
     if not m:
         return None
-    words = _number_words(int(m.group(1)))
+    n = int(m.group(1).replace(",", ""))
+    if 1100 <= n < 2000 and n % 100 and len(m.group(1)) == 4:  # 1984: nineteen eighty four
+        words = _number_words(n // 100) + ["oh"] * (n % 100 < 10) + _number_words(n % 100)
+    else:
+        words = _number_words(n)
     if m.group(2):
         last = words[-1]
-        words[-1] = _ORDINAL.get(last) or (last[:-1] + "ieth" if last.endswith("y") else last + "th")
+        regular = last[:-1] + "ieth" if last.endswith("y") else last + "th"
+        words[-1] = _ORDINAL.get(last, regular)
     return words
 
 
@@ -146,11 +162,14 @@ def normalise_transcript(text: str) -> list[str]:
     """
     known = _dictionary()
     text = text.lower().replace("\u2019", "'").replace("&", " and ").replace("%", " percent ")
-    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
     words, unknown = [], []
-    for token in re.findall(r"[a-z0-9'.\-]+", text):
+    for token in re.findall(r"\d{1,3}(?:,\d{3})+(?:st|nd|rd|th)?|[a-z0-9'.\-]+", text):
+        whole = token.strip("'-")  # keeps "a.m." but not a full stop after a word
         token = token.strip("'.-")
-        if token in known:  # "don't", "twenty-one", "a.m"
+        if "." in token and whole in known:
+            words.append(whole)
+            continue
+        if token in known:  # "don't", "twenty-one"
             words.append(token)
             continue
         for part in filter(None, re.split(r"[.\-]+", token)):
@@ -211,10 +230,12 @@ def _tile(raw, duration: float) -> list[Phone]:
 
     t = 0.0
     for label, start, end in sorted(raw, key=lambda p: p[1]):
-        start, end = max(start, t), min(end, duration)
+        end = min(end, duration)
         if start - t > 1e-9:
             put(SIL, t, start)
-        if end > start:
+        else:  # overlaps and rounding crumbs (pieces' offsets): go on from t exactly
+            start = t
+        if end - start > 1e-9:
             put(_label(label), start, end)
             t = end
     put(SIL, t, duration)
@@ -235,7 +256,7 @@ def _recognize_raw(audio: np.ndarray, offset: float = 0.0) -> list[tuple]:
         end = audio.size
         if end - begin > RECOGNIZE_PIECE_S * RATE:
             stop = begin + int(RECOGNIZE_PIECE_S * RATE)
-            look = stop - int(RECOGNIZE_SEARCH_S * RATE)
+            look = stop - hop * int(RECOGNIZE_SEARCH_S * frate)
             energy = np.square(audio[look:stop].reshape(-1, hop)).sum(axis=1)
             end = look + hop * int(np.argmin(energy))
         with _lock:
@@ -281,7 +302,7 @@ def _align_phones(pcm: bytes, words: list[str], offset: float) -> list[tuple]:
     _align_words(decoder, pcm, words)
     try:
         decoder.set_alignment()
-        _decode(decoder, pcm)
+        _decode(decoder, pcm, fresh=False)  # as pocketsphinx's `align` does
         alignment = decoder.get_alignment()
     except RuntimeError as exc:
         raise _AlignFailed(str(exc)) from exc

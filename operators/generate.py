@@ -44,6 +44,12 @@ def gather(context):
         speech, first = sources.file_speech(props.audio_file, scene)
         audio_path = bpy.path.abspath(props.audio_file)
     settings = settings_from(scene, props, audio_path)
+    if props.source == "STRIP":
+        # Exactly the frames where the strip plays (frame_final_end is exclusive).
+        lo, hi = strip.frame_final_start, strip.frame_final_end - 1
+        if settings.frame_range:
+            lo, hi = max(lo, settings.frame_range[0]), min(hi, settings.frame_range[1])
+        settings.frame_range = (lo, hi)
     if settings.mode == "MESH_CACHE" and not settings.cache_path:
         raise ValueError("Mesh cache: save the .blend first (the cache is written beside it) "
                          "or choose a cache folder.")

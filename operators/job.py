@@ -75,6 +75,11 @@ def write(obj, performance, settings: JobSettings) -> str:
     """Bake a computed performance onto obj; returns a one-line summary."""
     from . import bake
 
+    # Switching bake mode replaces our previous bake of the other kind: a mesh
+    # cache would hide shape keys, and stale keys would confuse the artist.
+    other = bake.owned_modifier(obj) if settings.mode == "SHAPE_KEYS" else bake.owned_shape_keys(obj)
+    if other:
+        bake.clear_bake(obj)
     head = head_vertices(obj)
     fields = load_rig().fields_for(head)
     frames = f"frames {performance.first_frame}-{performance.first_frame + performance.frame_count - 1}"
