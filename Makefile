@@ -11,7 +11,7 @@ DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-087
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
 DEMO_HEAD ?= $(SHARED)/flame/flame_template.ply
 
-.PHONY: venv demo test bench rig docs clean
+.PHONY: venv demo test bench rig docs docs-demo clean
 
 venv: $(STAMP)
 
@@ -78,3 +78,11 @@ docs: $(STAMP)
 
 clean:
 	rm -rf out dist .pytest_cache
+
+# Four stills of the demo movie as one sheet (needs `make demo` first).
+docs-demo: $(STAMP)
+	$(PY) -c "import sys; sys.path.insert(0, '.'); import addon_package; addon_package.load_addon(); \
+	from pathlib import Path; from flame_lipsync.operators.render_frames import contact_sheet; \
+	p = sorted(Path('out/demo_stills').glob('*.png')); \
+	contact_sheet(p, [x.stem.replace('_', ' ') for x in p], 4, Path('docs/demo_stills.png'), \
+	title='make demo: librivox 0870 on flame_template, shape-key bake, Workbench preview')"
