@@ -11,7 +11,7 @@ DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-087
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
 DEMO_HEAD ?= $(SHARED)/flame/flame_template.ply
 
-.PHONY: venv demo test bench rig docs docs-demo clean
+.PHONY: venv demo test bench eval rig docs docs-demo clean
 
 venv: $(STAMP)
 
@@ -65,6 +65,11 @@ test: $(STAMP) $(STAMP45)
 bench: $(STAMP)
 	$(PY) tools/bench.py
 	$(PY) tools/bench_bake.py
+
+# Lip-sync metrics of every engine on every shared clip, with and without transcripts:
+# out/eval/results.json, results.md and plots/*.png (tools/evaluate.py).
+eval: $(STAMP)
+	$(PY) cli.py eval --engine all --transcripts --out out/eval
 
 # Rebuild committed artefacts from ../shared/assets.
 rig: $(STAMP)

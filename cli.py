@@ -7,6 +7,8 @@
                        [--engine NAME] [--mode shapekeys|meshcache] [--fps F] [--export-npy V.npy]
     python cli.py bake --manifest jobs.csv     (columns: audio,head,out[,object,transcript,engine,mode,fps])
     python cli.py preview O.blend --out preview.mp4
+    python cli.py train --config models/configs/voca.json [--resume]
+    python cli.py eval --engine NAME|all [--audio-dir DIR] [--transcripts] [--out out/eval]
     blender -b -P cli.py -- bake ...           (same arguments inside Blender)
 
 Bad input ends with exit status 2 and a one-line reason on stderr.
@@ -123,6 +125,17 @@ def cmd_preview(args) -> None:
     print(headless.preview(args.blend, args.out, stills_dir=args.stills), file=sys.stderr)
 
 
+def cmd_eval(args) -> None:
+    from tools import evaluate
+    evaluate.run_from_args(args)
+
+
+def cmd_train(args) -> None:
+    from models.train import train
+    summary = train(args.config, resume=args.resume)
+    print(f"wrote {summary['export']}", file=sys.stderr)
+
+
 def engine_names():
     from core.engines import ENGINES
     return tuple(ENGINES)
@@ -169,6 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", required=True)
     preview.add_argument("--stills", help="also write 4 evenly spaced PNG frames to this folder")
     preview.set_defaults(func=cmd_preview)
+
+    train = sub.add_parser("train", help="train the neural engine's network (models/train.py)")
+    train.add_argument("--config", required=True, help="a JSON config, e.g. models/configs/voca.json")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="lip-sync metrics of the engines on real speech (make eval)")
+    evaluate.add_argument("--engine", default="all", help="'all' or one of: " + ", ".join(engine_names()))
+    evaluate.add_argument("--audio-dir", help="folder searched recursively (default ../shared/assets/speech)")
+    evaluate.add_argument("--transcripts", action="store_true",
+                          help="also run with the transcript wherever one exists")
+    evaluate.add_argument("--out", default="out/eval")
+    evaluate.add_argument("--head", help="FLAME head (default flame_template.ply)")
+    evaluate.add_argument("--fps", type=float, default=30.0)
+    evaluate.add_argument("--no-plots", action="store_true")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -187,5 +216,16 @@ def main(argv=None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """Leave without Blender's teardown: the bpy 4.5 module can hang in its C++
+    static destructors at interpreter exit once a file has been saved."""
+    if "bpy" in sys.modules:
+        import os
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
