@@ -130,9 +130,30 @@ def cmd_eval(args) -> None:
     evaluate.run_from_args(args)
 
 
+def config_with_overrides(path: str, overrides: list[str]) -> dict:
+    """A JSON config with `section.key=value` overrides (value parsed as JSON)."""
+    import json
+    config = json.loads(Path(path).read_text())
+    config.setdefault("name", Path(path).stem)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not value:
+            raise ValueError(f"--set expects section.key=value, got '{item}'")
+        *sections, leaf = key.split(".")
+        target = config
+        for section in sections:
+            target = target.setdefault(section, {})
+        try:
+            target[leaf] = json.loads(value)
+        except json.JSONDecodeError:
+            target[leaf] = value
+    return config
+
+
 def cmd_train(args) -> None:
     from models.train import train
-    summary = train(args.config, resume=args.resume)
+    config = config_with_overrides(args.config, args.set) if args.set else args.config
+    summary = train(config, resume=args.resume)
     print(f"wrote {summary['export']}", file=sys.stderr)
 
 
@@ -186,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train the neural engine's network (models/train.py)")
     train.add_argument("--config", required=True, help="a JSON config, e.g. models/configs/voca.json")
     train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value, e.g. --set train.epochs=10 --set name=quick")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="lip-sync metrics of the engines on real speech (make eval)")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
+from .flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
 
 SILENCE_WORDS = ("<sil>", "<s>", "</s>")
 SILENCE = "SIL"
