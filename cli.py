@@ -29,11 +29,12 @@ def read_transcript(value: str | None) -> str | None:
     return value
 
 
-def run_engine(engine: str, audio: str, fps: float, transcript: str | None):
+def run_engine(engine: str, audio: str, fps: float, transcript: str | None, style: str | None = None):
     from core.audio import load_speech
     from core.engines import run_engine as run
 
-    return run(engine, load_speech(audio, fps=fps), fps, read_transcript(transcript))
+    options = {"style": style} if style else {}
+    return run(engine, load_speech(audio, fps=fps), fps, read_transcript(transcript), **options)
 
 
 def cmd_animate(args) -> None:
@@ -44,7 +45,7 @@ def cmd_animate(args) -> None:
     if args.fps <= 0:
         raise ValueError(f"--fps must be positive, got {args.fps}")
     head, _ = load_head(args.head)  # check the head before the slow part
-    performance = run_engine(args.engine, args.audio, args.fps, args.transcript)
+    performance = run_engine(args.engine, args.audio, args.fps, args.transcript, args.style)
     from core.rig import load_rig
     # Offsets are in FLAME axes; a posed or scaled head gets them in its own frame.
     frame = load_rig().head_frame(head)
@@ -78,7 +79,7 @@ def addon():
     return module
 
 
-BAKE_FIELDS = ("audio", "head", "out", "object", "transcript", "engine", "mode", "fps", "export_npy")
+BAKE_FIELDS = ("audio", "head", "out", "object", "transcript", "engine", "mode", "fps", "export_npy", "style")
 
 
 def bake_one(job: dict) -> str:
@@ -89,7 +90,8 @@ def bake_one(job: dict) -> str:
         raise ValueError(f"fps must be positive, got {fps}")
     return headless.bake(job["audio"], job["head"], job["out"], job.get("object") or None,
                          read_transcript(job.get("transcript") or None), job.get("engine") or "phonetic",
-                         job.get("mode") or "shapekeys", fps, job.get("export_npy") or None)
+                         job.get("mode") or "shapekeys", fps, job.get("export_npy") or None,
+                         job.get("style") or None)
 
 
 def cmd_bake(args) -> None:
@@ -173,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--head", required=True, help="FLAME-topology head (.ply or .obj)")
     animate.add_argument("--fps", type=float, default=30.0)
     animate.add_argument("--export-npy", required=True, help="output (T, 5023, 3) float32, metres")
+    animate.add_argument("--style", help="neural engine: speaking style (a training voice; default: average)")
     animate.set_defaults(func=cmd_animate)
 
     render = sub.add_parser("render-frames", help="Workbench stills and contact sheets")
@@ -195,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     bake.add_argument("--mode", default="shapekeys", choices=("shapekeys", "meshcache"))
     bake.add_argument("--fps", type=float)
     bake.add_argument("--export-npy")
+    bake.add_argument("--style", help="neural engine: speaking style (default: average of the voices)")
     bake.add_argument("--manifest", help="CSV of jobs: audio,head,out[,object,transcript,engine,mode,fps]")
     bake.set_defaults(func=cmd_bake)
 

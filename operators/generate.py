@@ -16,7 +16,8 @@ def settings_from(scene, props, audio_path: str) -> JobSettings:
     if transcript is None and props.transcript_beside_audio:
         transcript = sources.transcript_beside(audio_path)
     frame_range = (props.frame_start, props.frame_end) if props.use_frame_range else None
-    return JobSettings(engine=props.engine, transcript=transcript, intensity=props.intensity,
+    style = props.style if props.engine == "neural" and props.style not in ("", "AVERAGE") else None
+    return JobSettings(engine=props.engine, style=style, transcript=transcript, intensity=props.intensity,
                        smoothing=props.smoothing, mode=props.bake_mode,
                        on_conflict="stash" if props.stash_existing_action else "refuse",
                        cache_path=cache_path(props, audio_path), frame_range=frame_range)

@@ -73,7 +73,7 @@ def add_dialogue_strip(scene, audio: str):
 
 
 def bake(audio: str, head: str, out: str, object_name=None, transcript=None, engine="phonetic",
-         mode="shapekeys", fps=None, export_npy=None) -> str:
+         mode="shapekeys", fps=None, export_npy=None, style=None) -> str:
     if not Path(audio).is_file():
         raise FileNotFoundError(f"audio file '{audio}' does not exist")
     obj = open_head(head, object_name)
@@ -84,7 +84,15 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
     props = scene.flame_lipsync
     props.source, props.strip = "STRIP", strip.name
     props.transcript = transcript or ""
+    if engine not in [item.identifier for item in props.bl_rna.properties["engine"].enum_items]:
+        from ..core.engines import ENGINES
+        raise ValueError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
     props.engine = engine
+    if style:
+        try:
+            props.style = style
+        except TypeError:
+            raise ValueError(f"unknown speaking style '{style}' for engine '{engine}'") from None
     props.bake_mode = {"shapekeys": "SHAPE_KEYS", "meshcache": "MESH_CACHE"}[mode]
     out_path = Path(out).resolve()
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ class Cancelled(Exception):
 @dataclass
 class JobSettings:
     engine: str = "phonetic"
+    style: str | None = None          # neural engine: a training voice, None = their average
     transcript: str | None = None
     intensity: float = 1.0
     smoothing: float = 0.0
@@ -37,8 +38,9 @@ def compute(speech, fps: float, first_frame: int, settings: JobSettings, stage=l
             cancelled=lambda: False):
     """Speech -> Performance with controls only (offsets come from the head's frame)."""
     stage("recognising speech", 0.05)
+    options = {"style": settings.style} if settings.style else {}
     performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
-                             with_offsets=False)
+                             with_offsets=False, **options)
     if cancelled():
         raise Cancelled()
     stage("shaping motion", 0.85)

@@ -12,6 +12,12 @@ def _strip_items(self, context):
         or [("", "(no sound strips)", "Add a sound strip in the Video Sequencer")]
 
 
+def _style_items(self, context):
+    from ..core.engines import neural
+    return [("AVERAGE", "Average", "The average of the training voices (any speaker)")] + \
+        [(name, name, f"Speaking style learnt from the voice '{name}'") for name in neural.style_names()]
+
+
 class FlameLipSyncSettings(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=[
         ("STRIP", "Sound Strip", "A sound strip of the Video Sequencer: the animation lands where it plays"),
@@ -23,6 +29,8 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
         name="Use .txt Beside Audio", default=True,
         description="If the transcript is empty, read a .txt with the audio's name next to it")
     engine: EnumProperty(name="Engine", items=[(k, k.title(), d) for k, (_, d) in ENGINES.items()])
+    style: EnumProperty(name="Speaking Style", items=_style_items,
+                        description="Neural engine: whose speaking style to imitate")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
                              description="Scales the articulation; sealed lips stay sealed")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=4.0,

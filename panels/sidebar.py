@@ -34,6 +34,8 @@ class FLAMELIPSYNC_PT_main(bpy.types.Panel):
 
         col = layout.column()
         col.prop(props, "engine")
+        if props.engine == "neural":
+            col.prop(props, "style")
         col.prop(props, "intensity", slider=True)
         col.prop(props, "smoothing")
         col.prop(props, "bake_mode")

@@ -1,18 +1,21 @@
-"""Bake speed: bulk writers vs naive Python loops, same run (`python tools/bench_bake.py`).
+"""The naive bake baselines, and a standalone bulk-vs-naive check on synthetic weights.
 
-1. Shape keys, 60 s at 30 fps (1800 frames x 10 controls):
-   bulk  = operators.bake.bake_shape_keys (keyframe_points.add + foreach_set)
-   naive = the same shape keys, then `key_block.value = w;
-           key_block.keyframe_insert("value", frame=f)` per frame per control.
-2. Mesh cache, 1800 frames x 5023 vertices:
-   bulk  = operators.bake.bake_mesh_cache (streamed numpy PC2 + MeshCache modifier)
-   naive = a PC2 writer calling struct.pack per vertex per frame (+ the same modifier).
+`make bench` (tools/bench.py) imports the baselines from here and times them
+against the add-on's own bake (operators/job.py `write`) on real engine output,
+in the same run:
+
+- shape keys: the same key blocks, then `key_block.value = w;
+  key_block.keyframe_insert("value", frame=f)` per frame per control;
+- mesh cache: a PC2 writer calling struct.pack per vertex per frame (+ the same
+  MeshCache modifier).
 
 Each naive result is checked against the bulk one (same keys / same bytes).
 When a naive loop would take long it is timed on a leading subset of frames and
 extrapolated linearly (said in the output; for keyframe_insert, whose cost per
 key grows with the curve length, linear extrapolation under-estimates the naive
-time, so the ratio reported is conservative). Writes out/bench_bake.json.
+time, so the ratio reported is conservative).
+
+Standalone (synthetic weights, bake only; writes out/bench_bake.json):
 
     python tools/bench_bake.py [--seconds 60] [--fps 30] [--naive-budget 20]
 """
@@ -29,41 +32,26 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 import bpy  # noqa: E402
 
 import addon_package  # noqa: E402
 
 addon_package.load_addon()
-from flame_lipsync.operators import bake  # noqa: E402
+from flame_lipsync.core.flame import FLAME_ASSETS, VERTEX_COUNT  # noqa: E402
+from flame_lipsync.core.pc2 import HEADER_SIZE  # noqa: E402
+from flame_lipsync.core.performance import Performance  # noqa: E402
+from flame_lipsync.core.rig import CONTROLS, load_rig  # noqa: E402
+from flame_lipsync.operators import bake, headless, job  # noqa: E402
 
-from core.flame import FLAME_ASSETS, VERTEX_COUNT  # noqa: E402
-from core.mesh_io import load_head  # noqa: E402
-from core.pc2 import HEADER_SIZE  # noqa: E402
-from core.rig import CONTROLS, load_rig  # noqa: E402
-
-
-def _head_geometry():
-    path = FLAME_ASSETS / "flame_template.ply"
-    if path.is_file():
-        return load_head(path)
-    print(f"(no {path}: using random points with FLAME's vertex count)", file=sys.stderr)
-    return np.random.default_rng(0).normal(0, 0.1, (VERTEX_COUNT, 3)).astype(np.float32), \
-        np.zeros((0, 3), np.int32)
+HEAD = FLAME_ASSETS / "flame_template.ply"
+BLOCK_FRAMES = 30  # the naive loops check their time budget this often
 
 
-def _fresh_head(geometry, name="Head"):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    vertices, faces = geometry
-    mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata(vertices.astype(float).tolist(), [], faces.astype(int).tolist())
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
-
-def _fcurve_co(action) -> list[np.ndarray]:
+def fcurve_co(action) -> list[np.ndarray]:
+    """(frame, value) pairs of every F-curve of `action`, sorted by data path."""
     curves = ([fc for layer in action.layers for strip in layer.strips
                for bag in strip.channelbags for fc in bag.fcurves]
               if getattr(action, "layers", None) is not None and len(action.layers)
@@ -76,84 +64,117 @@ def _fcurve_co(action) -> list[np.ndarray]:
     return out
 
 
-def bench_shape_keys(geometry, fields, weights, budget_s):
-    frames = len(weights)
-    obj = _fresh_head(geometry)
-    t0 = time.perf_counter()
-    action = bake.bake_shape_keys(obj, CONTROLS, fields, weights, frame_start=1)
-    bulk = time.perf_counter() - t0
-    bulk_co = _fcurve_co(action)
+def _budgeted(step, frames: int, budget_s: float, block: int = BLOCK_FRAMES):
+    """Run step(lo, hi) block by block until all frames are done or the budget is
+    spent (the per-frame cost may grow, so it is checked as it goes); a run whose
+    projected total is within 1.5x the budget is finished rather than extrapolated.
+    Returns (seconds, frames done, {ms per frame in the first and the last block})."""
+    done, spent, per_frame = 0, 0.0, []
+    while done < frames and (done == 0 or spent < budget_s or spent * frames / done <= 1.5 * budget_s):
+        hi = min(frames, done + block)
+        t0 = time.perf_counter()
+        step(done, hi)
+        per_frame.append((time.perf_counter() - t0) / (hi - done))
+        spent += per_frame[-1] * (hi - done)
+        done = hi
+    return spent, done, {"ms_per_frame_first_block": 1e3 * per_frame[0],
+                         "ms_per_frame_last_block": 1e3 * per_frame[-1]}
 
-    # Naive: the same key blocks (made the same way, timed), then keyframe_insert
-    # per frame per control into a fresh action.
-    obj = _fresh_head(geometry)
+
+def naive_shape_keys(obj, fields, weights: np.ndarray, frame_start: int, budget_s: float) -> dict:
+    """keyframe_insert per frame per control onto the same shape keys as the bulk bake."""
+    frames = len(weights)
     t0 = time.perf_counter()
-    bake.bake_shape_keys(obj, CONTROLS, fields, weights[:1], frame_start=1)
+    bake.bake_shape_keys(obj, CONTROLS, fields, weights[:1], frame_start=frame_start)
     key = obj.data.shape_keys
     key.animation_data.action = None          # start the naive action from scratch
     setup = time.perf_counter() - t0
-    blocks = [key.key_blocks["LS_" + c] for c in CONTROLS]
-    # Probe: time 60 frames, then choose how many frames fit the budget.
-    done, t_keys = 0, 0.0
-    probe = min(frames, 60)
-    for limit in (probe, None):
-        if limit is None:
-            per_frame = t_keys / max(done, 1)
-            limit = frames if per_frame * frames <= budget_s else max(done, int(budget_s / per_frame))
-        t0 = time.perf_counter()
-        for f in range(done, limit):
+    blocks = [key.key_blocks[bake.PREFIX + c] for c in CONTROLS]
+
+    def step(lo, hi):
+        for f in range(lo, hi):
             for kb, w in zip(blocks, weights[f]):
                 kb.value = w
-                kb.keyframe_insert("value", frame=1 + f)
-        t_keys += time.perf_counter() - t0
-        done = limit
-    measured = done
-    naive = setup + t_keys * frames / measured
-    action = key.animation_data.action
-    naive_co = _fcurve_co(action)
-    same = all(np.allclose(a[: 2 * measured], b[: 2 * measured], atol=1e-6)
-               for a, b in zip(bulk_co, naive_co)) and len(bulk_co) == len(naive_co)
-    return {"bulk_s": bulk, "naive_s": naive, "naive_frames_timed": measured,
+                kb.keyframe_insert("value", frame=frame_start + f)
+
+    spent, measured, cost = _budgeted(step, frames, budget_s)
+    return {"naive_s": setup + spent * frames / measured, "naive_frames_timed": measured,
             "naive_extrapolated": measured < frames, "keys": frames * len(CONTROLS),
-            "same_keys": bool(same)}
+            "action": key.animation_data.action, **cost}
 
 
-def _naive_pc2(path, frames_iter, count, start):
+def same_keys(bulk_co, naive_co, frames_timed: int) -> bool:
+    n = 2 * frames_timed
+    return len(bulk_co) == len(naive_co) and all(
+        np.allclose(a[:n], b[:n], atol=1e-6) for a, b in zip(bulk_co, naive_co))
+
+
+def _pc2_header(count: int, start: float) -> bytes:
+    return struct.pack("<12siiffi", b"POINTCACHE2\0", 1, VERTEX_COUNT, float(start), 1.0, count)
+
+
+def naive_mesh_cache(obj, head: np.ndarray, fields, weights: np.ndarray, frame_start: int,
+                     path: Path, budget_s: float) -> dict:
+    """Per-frame vertices (head + weights @ fields), struct.pack per vertex, + the modifier."""
+    frames = len(weights)
+    flat = fields.reshape(len(CONTROLS), -1)
     with open(path, "wb") as f:
-        f.write(struct.pack("<12siiffi", b"POINTCACHE2\0", 1, VERTEX_COUNT, float(start), 1.0, count))
-        for frame in frames_iter:
-            for x, y, z in frame.tolist():
-                f.write(struct.pack("<3f", x, y, z))
+        t0 = time.perf_counter()
+        f.write(_pc2_header(frames, frame_start))
+        header = time.perf_counter() - t0
 
+        def step(lo, hi):
+            for w in weights[lo:hi]:
+                for x, y, z in (head + (w @ flat).reshape(-1, 3)).tolist():
+                    f.write(struct.pack("<3f", x, y, z))
 
-def bench_mesh_cache(geometry, vertices_fn, frames, budget_s, folder: Path):
-    obj = _fresh_head(geometry)
-    vertices = vertices_fn(frames)
-    bulk_path = folder / "bulk.pc2"
+        spent, measured, cost = _budgeted(step, frames, budget_s)
+        if measured < frames:  # the file holds what was timed
+            f.seek(0)
+            f.write(_pc2_header(measured, frame_start))
     t0 = time.perf_counter()
-    bake.bake_mesh_cache(obj, vertices, 1, str(bulk_path), relative=False)
-    bulk = time.perf_counter() - t0
-
-    obj = _fresh_head(geometry)
-    naive_path = folder / "naive.pc2"
-    probe = min(frames, 30)
-    t0 = time.perf_counter()
-    _naive_pc2(naive_path, vertices[:probe], probe, 1)
-    per_frame = (time.perf_counter() - t0) / probe
-    measured = frames if per_frame * frames <= budget_s else max(probe, int(budget_s / per_frame))
-    t0 = time.perf_counter()
-    _naive_pc2(naive_path, vertices[:measured], measured, 1)
     mod = obj.modifiers.new("LS_MeshCache", 'MESH_CACHE')
-    mod.cache_format, mod.filepath, mod.frame_start = 'PC2', str(naive_path), 1.0
-    naive = (time.perf_counter() - t0) * frames / measured
-    naive_bytes = naive_path.read_bytes()
+    mod.cache_format, mod.filepath, mod.frame_start = 'PC2', str(path), float(frame_start)
+    modifier = time.perf_counter() - t0
+    return {"naive_s": header + modifier + spent * frames / measured, "naive_frames_timed": measured,
+            "naive_extrapolated": measured < frames, **cost}
+
+
+def same_pc2_payload(bulk_path: Path, naive_path: Path) -> bool:
+    """Same header (but the sample count, when a subset was timed) and the same vertices."""
+    naive_bytes = Path(naive_path).read_bytes()
     with open(bulk_path, "rb") as f:
         bulk_head = f.read(len(naive_bytes))
-    # Same payload (headers differ only in the sample count when a subset was timed).
-    same = bulk_head[HEADER_SIZE:] == naive_bytes[HEADER_SIZE:] and bulk_head[:28] == naive_bytes[:28]
-    return {"bulk_s": bulk, "naive_s": naive, "naive_frames_timed": measured,
-            "naive_extrapolated": measured < frames, "bytes": bulk_path.stat().st_size,
-            "same_bytes": bool(same)}
+    return bulk_head[HEADER_SIZE:] == naive_bytes[HEADER_SIZE:] and bulk_head[:28] == naive_bytes[:28]
+
+
+def bulk_vs_naive(mode: str, controls: np.ndarray, fps: float, folder: Path, budget_s: float,
+                  first_frame: int = 1) -> dict:
+    """The add-on's bake (job.write) and the naive loop on the same controls, same process."""
+    performance = Performance(fps=fps, first_frame=first_frame, controls=controls.astype(np.float32),
+                              control_names=CONTROLS)
+    bulk_pc2, naive_pc2 = folder / "bulk.pc2", folder / "naive.pc2"
+    settings = job.JobSettings(mode=mode, cache_path=str(bulk_pc2), relative_cache=False)
+    obj = headless.open_head(str(HEAD), None)
+    t0 = time.perf_counter()
+    job.write(obj, performance, settings)
+    bulk = time.perf_counter() - t0
+    head = job.head_vertices(obj)
+    fields = load_rig().fields_for(head)
+    if mode == "SHAPE_KEYS":
+        bulk_co = fcurve_co(bake.owned_action(obj))
+        obj = headless.open_head(str(HEAD), None)
+        row = naive_shape_keys(obj, fields.astype(np.float64), performance.controls, first_frame, budget_s)
+        row["same_output"] = same_keys(bulk_co, fcurve_co(row.pop("action")), row["naive_frames_timed"])
+    else:
+        obj = headless.open_head(str(HEAD), None)
+        row = naive_mesh_cache(obj, head, fields, performance.controls, first_frame, naive_pc2, budget_s)
+        row["same_output"] = same_pc2_payload(bulk_pc2, naive_pc2)
+        row["bytes"] = bulk_pc2.stat().st_size
+        bulk_pc2.unlink()
+        naive_pc2.unlink()
+    row.update(bulk_s=bulk, ratio=row["naive_s"] / bulk, frames=len(controls))
+    return row
 
 
 def main():
@@ -164,26 +185,18 @@ def main():
                         help="seconds each naive loop may run before it is extrapolated")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench_bake.json"))
     args = parser.parse_args()
+    if not HEAD.is_file():
+        raise SystemExit(f"bench_bake needs the FLAME template at {HEAD}")
     frames = int(round(args.seconds * args.fps))
-
-    geometry = _head_geometry()
-    rig = load_rig()
-    fields = rig.fields_for(geometry[0]).astype(np.float64)
     weights = np.clip(np.random.default_rng(0).normal(0.3, 0.25, (frames, len(CONTROLS))), 0, 1.2)
-
-    def vertices_fn(n):
-        return geometry[0][None] + np.einsum("tc,cnd->tnd", weights[:n], fields).astype(np.float32)
-
     with tempfile.TemporaryDirectory() as tmp:
-        shape = bench_shape_keys(geometry, fields, weights, args.naive_budget)
-        cache = bench_mesh_cache(geometry, vertices_fn, frames, args.naive_budget, Path(tmp))
-
+        rows = {mode: bulk_vs_naive(mode, weights, args.fps, Path(tmp), args.naive_budget)
+                for mode in ("SHAPE_KEYS", "MESH_CACHE")}
     result = {
         "blender": bpy.app.version_string, "python": platform.python_version(),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
         "frames": frames, "fps": args.fps, "controls": len(CONTROLS), "vertices": VERTEX_COUNT,
-        "shape_keys": {**shape, "ratio": shape["naive_s"] / shape["bulk_s"]},
-        "mesh_cache": {**cache, "ratio": cache["naive_s"] / cache["bulk_s"]},
+        "shape_keys": rows["SHAPE_KEYS"], "mesh_cache": rows["MESH_CACHE"],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
@@ -191,15 +204,14 @@ def main():
     print(f"Blender {result['blender']}, {frames} frames ({args.seconds:g} s at {args.fps:g} fps), "
           f"{len(CONTROLS)} controls, {VERTEX_COUNT} vertices")
     print(f"{'bake':<12}{'bulk s':>10}{'naive s':>12}{'ratio':>10}  naive timing / check")
-    for name, r, check in (("shape keys", result["shape_keys"], "same_keys"),
-                           ("mesh cache", result["mesh_cache"], "same_bytes")):
+    for name, r in (("shape keys", result["shape_keys"]), ("mesh cache", result["mesh_cache"])):
         how = (f"extrapolated from {r['naive_frames_timed']} of {frames} frames"
                if r["naive_extrapolated"] else "all frames")
         print(f"{name:<12}{r['bulk_s']:>10.3f}{r['naive_s']:>12.2f}{r['ratio']:>9.0f}x  "
-              f"{how}; {check}={r[check]}")
+              f"{how}; same output={r['same_output']}")
     print(f"-> {args.out}")
-    ok = all(result[k]["ratio"] >= 20 for k in ("shape_keys", "mesh_cache"))
-    return 0 if ok and shape["same_keys"] and cache["same_bytes"] else 1
+    ok = all(r["ratio"] >= 20 and r["same_output"] for r in rows.values())
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
