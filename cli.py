@@ -65,7 +65,7 @@ def cmd_render_frames(args) -> None:
         contact_sheets.rig_sheet(Path(args.out))
     else:
         contact_sheets.clip_strip(Path(args.out), args.audio, read_transcript(args.transcript),
-                                  args.reference, args.head, args.fps)
+                                  args.reference, args.head, args.fps, tuple(args.engines.split(",")))
     print(f"wrote {args.out}", file=sys.stderr)
 
 
@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--reference", help="a *.phone.json whose phones choose the frames")
     render.add_argument("--head", help="head to animate (default: the FLAME template)")
     render.add_argument("--fps", type=float, default=30.0)
+    render.add_argument("--engines", default="phonetic",
+                        help="clip: comma-separated engines rendered side by side, e.g. phonetic,neural")
     render.set_defaults(func=cmd_render_frames)
 
     bake = sub.add_parser("bake", help="bake lip sync into a .blend (shape keys or mesh cache)")

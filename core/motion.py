@@ -44,3 +44,14 @@ def smooth(performance: Performance, amount: float) -> Performance:
     controls = np.stack([np.convolve(padded[:, c], kernel, mode="valid")
                          for c in range(padded.shape[1])], 1).astype(np.float32)
     return performance.with_(controls=_reseal(performance, controls), offsets=None)
+
+
+def predicted_closures(controls: np.ndarray, fps: float, threshold: float):
+    """A network's lips_close is a soft estimate: spans where it rises above
+    `threshold` become bilabial closures (as timed "M" phones), to be sealed
+    exactly as the phonetic engine seals P/B/M. The threshold is chosen on
+    held-out training voices, not on test speech."""
+    from .metrics import RefPhone
+    above = (controls[:, _SEAL] >= threshold).astype(np.int8)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], above, [0]])))
+    return [RefPhone("M", start / fps, (end - 1) / fps) for start, end in zip(edges[::2], edges[1::2])]

@@ -68,32 +68,37 @@ def _pick_frames(phones, fps, n_frames, groups, per_group=4):
 
 
 def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | None,
-               head: str | None = None, fps: float = 30.0) -> Path:
-    """Frames of a clip at its M/P/B, F/V and open-vowel phones."""
+               head: str | None = None, fps: float = 30.0, engines=("phonetic",)) -> Path:
+    """Frames of a clip at its M/P/B, F/V and open-vowel phones: for one engine,
+    front and three-quarter views; for several, their front views side by side."""
     from cli import run_engine
-    from core.metrics import load_reference_phones
+    from core.metrics import RefPhone, load_reference_phones
     from core.visemes import BILABIALS, LABIODENTALS, OPEN_VOWELS
     from flame_lipsync.operators.render_frames import contact_sheet, render_heads
 
     head_vertices, faces = load_head(head or FLAME_ASSETS / SHARED_HEADS[0])
-    performance = run_engine("phonetic", audio, fps, transcript)
+    performances = [run_engine(engine, audio, fps, transcript) for engine in engines]
     if reference:
         phones = load_reference_phones(reference)
     else:
-        from core.metrics import RefPhone
-        phones = [RefPhone(*p) for p in performance.metadata["phones"]]
+        phones = [RefPhone(*p) for p in performances[0].metadata["phones"]]
     groups = [("closed", BILABIALS), ("F/V", LABIODENTALS), ("open", OPEN_VOWELS)]
-    picks = _pick_frames(phones, fps, performance.frame_count, groups)
+    picks = _pick_frames(phones, fps, min(p.frame_count for p in performances), groups)
     frame = load_rig().head_frame(head_vertices)
     stills, labels = [], []
     for f, label in picks:
-        posed = head_vertices + performance.offsets[f] @ frame.T
-        # Front, and three-quarter (lip protrusion and the F/V tuck show from the side).
-        stills += [posed, three_quarter(posed)]
-        labels += [f"frame {f}\n{label}", "(3/4 view)"]
+        for engine, performance in zip(engines, performances):
+            posed = head_vertices + performance.offsets[f] @ frame.T
+            stills.append(posed)
+            labels.append(f"frame {f}\n{label}" if engine == engines[0] else f"({engine})")
+            if len(engines) == 1:  # three-quarter: protrusion and the F/V tuck show from the side
+                stills.append(three_quarter(posed))
+                labels.append("(3/4 view)")
+    per_pick = max(2, len(engines))
     with tempfile.TemporaryDirectory() as tmp:
         images = render_heads(faces, stills, Path(tmp), [f"{i:03d}" for i in range(len(stills))],
                               size=(240, 240), view="mouth")
-        return contact_sheet(images, labels, columns=6, out_path=out,
-                             title=f"{Path(audio).name}: phonetic engine, "
-                                   f"{'with' if transcript else 'without'} transcript, {fps:g} fps")
+        mode = "with" if transcript else "without"
+        title = (f"{Path(audio).name}: {' vs '.join(engines)}, {mode} transcript, {fps:g} fps"
+                 + ("  (left: first engine)" if len(engines) > 1 else ""))
+        return contact_sheet(images, labels, columns=3 * per_pick, out_path=out, title=title)

@@ -1,0 +1,112 @@
+"""Ablation table for the neural engine: each trained variant on voices it never
+heard (the corpus test split) and on real recordings (librivox, no transcript).
+
+    python tools/ablation.py out/train/abl_voca out/train/abl_voca_dense ... [--out docs/ablation.md]
+
+Held-out voices: mean mouth-vertex error (mm) against the teacher (the phonetic
+engine with forced alignment) and lip-gap closure recall at the teacher's M/P/B.
+Real speech: the issue's lip-sync criteria on the five librivox clips.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.audio import load_speech  # noqa: E402
+from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE  # noqa: E402
+from core.mesh_io import load_head  # noqa: E402
+from core.metrics import RefPhone, lip_gap, load_reference_phones, sync_lag  # noqa: E402
+from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
+from core.rig import load_rig  # noqa: E402
+from models import load_model  # noqa: E402
+from models.corpus import iter_utterances  # noqa: E402
+
+
+
+def mouth_vertices():
+    """Rig-region vertices: everything the teacher can move."""
+    return load_rig().region_index
+
+
+def held_out(model, corpus: Path, template, split="test"):
+    rig = load_rig()
+    index = mouth_vertices()
+    errors, hits, total = [], 0, 0
+    for utt in iter_utterances(corpus, split, augmented=False):
+        predicted = model.predict(utt.audio, fps=utt.fps)
+        n = min(len(predicted), len(utt.controls))
+        diff = (rig.offsets(predicted[:n]) - rig.offsets(utt.controls[:n]))[:, index]
+        errors.append(np.linalg.norm(diff, axis=2).mean() * 1000)
+        gap = lip_gap(template[None] + rig.offsets(predicted[:n]))
+        phones = [RefPhone(*p) for p in utt.phones]
+        h, t = _bilabial_counts(gap, phones, utt.fps, 0.003, 0.040)
+        hits, total = hits + h, total + t
+    return float(np.mean(errors)), hits, total
+
+
+def real_speech(model, template):
+    rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
+    counts = np.zeros(6, int)
+    lags = []
+    for wav in sorted((SPEECH_ASSETS / "librivox").glob("*.wav")):
+        reference = load_reference_phones(wav.with_suffix(".phone.json"))
+        speech = load_speech(wav)
+        gap = lip_gap(template[None] + load_rig().offsets(model.predict(speech.samples, fps=30.0)))
+        b = _bilabial_counts(gap, reference, 30.0, 0.003, 0.040)
+        pause = _pause_frames(reference, 30.0, len(gap), 0.2, 0.06)
+        o = _open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060)
+        counts += [b[0], b[1], int(np.sum(gap[pause] <= 0.003)), len(pause), o[0], o[1]]
+        lags.append(sync_lag(gap, reference, 30.0)[0])
+    return counts, lags
+
+
+def row(run: Path, corpus: Path, template) -> dict:
+    history = json.loads((run / "history.json").read_text())
+    model = load_model(run / "model.npz", backend="numpy")
+    start = time.perf_counter()
+    mm, hits, total = held_out(model, corpus, template)
+    counts, lags = real_speech(model, template)
+    cfg = model.cfg
+    variant = "VOCA" + ("+dense" if cfg.dense else "") + ("+attention" if cfg.attention else "") \
+        + (f"+{cfg.guidance}" if cfg.guidance != "none" else "")
+    return {"run": run.name, "variant": variant, "epochs": len(history),
+            "train_minutes": history[-1]["seconds"] / 60, "val_mouth_mm": min(h["val_mouth_mm"] for h in history),
+            "test_mouth_mm": mm, "test_bilabial": [hits, total], "real_counts": counts.tolist(),
+            "real_lags": lags, "eval_seconds": time.perf_counter() - start}
+
+
+def markdown(rows) -> str:
+    lines = ["| variant | epochs | train min | val mouth mm | test voices mouth mm | test voices M/P/B closed "
+             "| librivox M/P/B closed | pause rest | open vowels | sync lags |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["real_counts"]
+        frac = lambda h, t: f"{h / t:.2f} ({h}/{t})" if t else "–"  # noqa: E731
+        lines.append(f"| {r['variant']} | {r['epochs']} | {r['train_minutes']:.1f} | {r['val_mouth_mm']:.3f} "
+                     f"| {r['test_mouth_mm']:.3f} | {frac(*r['test_bilabial'])} | {frac(c[0], c[1])} "
+                     f"| {frac(c[2], c[3])} | {frac(c[4], c[5])} | {r['real_lags']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--corpus", default=str(ROOT / "out" / "corpus"))
+    parser.add_argument("--out", default=str(ROOT / "out" / "ablation.md"))
+    args = parser.parse_args(argv)
+    template, _ = load_head(FLAME_ASSETS / "flame_template.ply")
+    rows = [row(Path(r), Path(args.corpus), template) for r in args.runs]
+    table = markdown(rows)
+    Path(args.out).write_text(table + "\n")
+    Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
