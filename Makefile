@@ -11,7 +11,7 @@ DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-087
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
 DEMO_HEAD ?= $(SHARED)/flame/flame_template.ply
 
-.PHONY: venv demo test bench eval rig docs docs-demo clean
+.PHONY: venv demo test bench eval rig docs docs-demo results clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): requirements.txt
 
 # Second environment: Blender 4.5 LTS (bpy wheel), same pins otherwise; the
 # Blender-side tests run under both 5.0 (.venv) and 4.5 (.venv45).
-.PHONY: venv45 build
+.PHONY: venv45 build wheels
 venv45: $(STAMP45)
 
 $(STAMP45): requirements-blender45.txt
@@ -34,21 +34,52 @@ $(STAMP45): requirements-blender45.txt
 	$(PY45) -m pip install --quiet -r requirements-blender45.txt
 	touch $(STAMP45)
 
-# The extension zip(s) in dist/, built and validated by Blender's own extension
-# tooling (the bl_pkg CLI that `blender --command extension` runs, shipped in the
-# bpy wheel) with Blender's list of valid tags.
+# The extension zips in dist/, one per platform (--split-platforms: each holds only its
+# platform's wheels), built and validated by Blender's own extension tooling (the bl_pkg
+# CLI that `blender --command extension` runs, shipped in the bpy wheel) with Blender's
+# list of valid tags.
 BL_PKG_GLOB := $(VENV)/lib/python*/site-packages/bpy/*/scripts/addons_core/bl_pkg
-build: $(STAMP)
+build: $(STAMP) wheels
 	@bl_pkg=$$(ls -d $(BL_PKG_GLOB) | head -n 1); \
 	[ -n "$$bl_pkg" ] || { echo "blender_ext.py not found under $(VENV) (bpy wheel)"; exit 1; }; \
 	tags="$$bl_pkg/../../modules/_bpy_internal/extensions/tags.py"; \
 	mkdir -p dist; rm -f dist/*.zip; \
 	set -e; \
-	$(PY) "$$bl_pkg/cli/blender_ext.py" build --source-dir . --output-dir dist --valid-tags "$$tags"; \
+	$(PY) "$$bl_pkg/cli/blender_ext.py" build --source-dir . --output-dir dist --split-platforms \
+	  --valid-tags "$$tags"; \
 	for zip in dist/*.zip; do \
 	  $(PY) "$$bl_pkg/cli/blender_ext.py" validate --valid-tags "$$tags" "$$zip"; \
 	  ls -l "$$zip"; \
 	done
+
+# The wheels the manifest lists, downloaded from PyPI into wheels/ (gitignored) for each
+# wheel's own platform and Python; ones already there are kept. The manifest is the one
+# list: to bundle another version, edit its file names and run `make build`.
+define FETCH_WHEELS
+import subprocess, sys, tomllib
+from pathlib import Path
+wheels = tomllib.load(open("blender_manifest.toml", "rb")).get("wheels", [])
+Path("wheels").mkdir(exist_ok=True)
+for wheel in wheels:
+    path = Path(wheel)
+    if path.is_file():
+        continue
+    name, version, python, abi, platforms = path.stem.split("-")
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+               "--only-binary=:all:", "--dest", str(path.parent),
+               "--implementation", "cp", "--python-version", f"{python[2]}.{python[3:]}",
+               "--abi", abi, f"{name}=={version}"]
+    for platform in platforms.split("."):
+        command += ["--platform", platform]
+    print("fetching", path.name, flush=True)
+    subprocess.run(command, check=True)
+    if not path.is_file():
+        sys.exit(f"pip did not download {path.name} (got: {sorted(p.name for p in path.parent.glob(name + '-*'))})")
+endef
+export FETCH_WHEELS
+
+wheels: $(STAMP)
+	@$(PY) -c "$$FETCH_WHEELS"
 
 demo: $(STAMP)
 	@if [ ! -f "$(DEMO_AUDIO)" ] || [ ! -f "$(DEMO_HEAD)" ]; then \
@@ -58,13 +89,14 @@ demo: $(STAMP)
 	  --head "$(DEMO_HEAD)" --fps 30 --out out/demo.blend --export-npy out/demo.npy
 	$(PY) cli.py preview out/demo.blend --out out/demo.mp4 --stills out/demo_stills
 
-test: $(STAMP) $(STAMP45)
+test: $(STAMP) $(STAMP45) wheels  # wheels: the install test builds the zip the manifest lists
 	$(PY) -m pytest -q tests
 	$(PY45) -m pytest -q tests/blender
 
+# Speed and memory on 10/60/600 s of real speech with the naive-bake and decode
+# baselines and the CLI cold start, same run (~7-11 min on 2 cores) -> out/bench.{json,md}.
 bench: $(STAMP)
 	$(PY) tools/bench.py
-	$(PY) tools/bench_bake.py
 
 # Lip-sync metrics of every engine on every shared clip, with and without transcripts:
 # out/eval/results.json, results.md and plots/*.png (tools/evaluate.py).
@@ -81,6 +113,20 @@ docs: $(STAMP)
 	$(PY) cli.py render-frames clip --audio $(LIBRIVOX).wav --transcript $(LIBRIVOX).txt \
 	  --reference $(LIBRIVOX).phone.json --out docs/librivox_0870_phonetic.png
 
+# Synthetic training corpus for the neural engine (out/corpus, not committed):
+# installs the offline synthesizers (Debian packages), then builds it; about
+# 10 minutes on 2 cores. CORPUS_ARGS passes options, e.g. CORPUS_ARGS="--sentences 100".
+.PHONY: corpus
+corpus: $(STAMP)
+	@pkgs=$$($(PY) tools/build_corpus.py --apt-packages); \
+	missing=$$(for p in $$pkgs; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "Installing the synthesizers:" $$missing; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+	$(PY) tools/build_corpus.py --out out/corpus $(CORPUS_ARGS)
+
 clean:
 	rm -rf out dist .pytest_cache
 
@@ -91,3 +137,8 @@ docs-demo: $(STAMP)
 	p = sorted(Path('out/demo_stills').glob('*.png')); \
 	contact_sheet(p, [x.stem.replace('_', ' ') for x in p], 4, Path('docs/demo_stills.png'), \
 	title='make demo: librivox 0870 on flame_template, shape-key bake, Workbench preview')"
+
+# The README's Results section, regenerated from out/eval/results.json and out/bench.json
+# (run `make eval` and `make bench` first); never edited by hand.
+results: $(STAMP)
+	$(PY) tools/readme_results.py

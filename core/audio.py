@@ -12,21 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
+from . import audio_numpy
+
 DEFAULT_RATE = 16000  # what speech models (wav2vec, DeepSpeech, pocketsphinx) expect
 SILENCE_PEAK = 1e-4   # -80 dBFS: below this there is nothing to lip-sync to
 FORMATS_HINT = "export the dialogue as WAV/FLAC/OGG/MP3/AIFF"
 
 
-def _require(module: str):
-    """Decoders load when first used, so the add-on enables without them and
-    says what is missing instead of failing to load."""
+def _optional(module: str):
+    """soundfile, soxr (and Blender's `aud`) are used when importable, never required:
+    core.audio_numpy reads WAV/AIFF and resamples with the same numbers."""
     import importlib
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise AudioError(f"Reading audio needs the Python package '{module}', which this Python "
-                         f"does not have: install it (pip install {module}) into the Python "
-                         f"that runs Blender.") from None
+    except (ImportError, OSError):  # OSError: a package whose native library is missing
+        return None
 
 
 @dataclass
@@ -45,22 +45,88 @@ class AudioError(ValueError):
 
 
 def load_speech(path, rate: int = DEFAULT_RATE, fps: float = 30.0) -> Speech:
-    """Decode any file libsndfile reads, mix to mono, resample to `rate`."""
+    """Decode an audio file, mix to mono, resample to `rate`.
+
+    Decoders, first available first: soundfile (libsndfile); else core.audio_numpy for
+    WAV/AIFF (bit-identical to soundfile); then Blender's `aud` (ffmpeg: FLAC, OGG, MP3,
+    and what libsndfile does not read, such as AAC), when importable.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not an audio file" if path.is_dir() else "does not exist"
         raise AudioError(f"Audio file '{path}' {what}: check the path or the sound strip's file.")
-    soundfile = _require("soundfile")
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.SoundFileError, RuntimeError) as err:
-        # libsndfile reports garbage, renamed text files and broken streams alike.
-        reason = getattr(err, "error_string", str(err)).removeprefix("Error : ").rstrip(". ")
-        raise AudioError(
-            f"Audio file '{path}' could not be decoded ({reason}): it is not audio, is "
-            f"damaged, or uses an unsupported format; {FORMATS_HINT}."
-        ) from None
+    soundfile = _optional("soundfile")
+    if soundfile is not None:
+        try:
+            data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (soundfile.SoundFileError, RuntimeError) as err:
+            # libsndfile reports garbage, renamed text files and broken streams alike.
+            reason = getattr(err, "error_string", str(err)).removeprefix("Error : ").rstrip(". ")
+            if _optional("aud") is None:
+                raise _undecodable(path, reason) from None
+            data, file_rate = _read_aud(path, reason)  # Blender's ffmpeg reads more (AAC, M4A...)
+    else:
+        data, file_rate = _decode_without_soundfile(path)
     return speech_from_array(data, file_rate, rate, fps, source=str(path))
+
+
+def _undecodable(path, reason: str) -> AudioError:
+    return AudioError(f"Audio file '{path}' could not be decoded ({reason}): it is not audio, is "
+                      f"damaged, or uses an unsupported format; {FORMATS_HINT}.")
+
+
+def _decode_without_soundfile(path: Path):
+    """core.audio_numpy for WAV/AIFF, else Blender's `aud` (when importable)."""
+    try:
+        return audio_numpy.read_wav_aiff(path)
+    except audio_numpy.DecodeError as err:
+        first = err
+    except OSError as err:
+        raise AudioError(f"Audio file '{path}' could not be read ({err.strerror}).") from None
+    if _optional("aud") is None:  # Blender's audio library (importable once bpy is loaded)
+        if first.recognised:
+            raise _undecodable(path, str(first))
+        raise AudioError(
+            f"Audio file '{path}' could not be decoded: without the 'soundfile' package only "
+            f"WAV and AIFF are read outside Blender; export the dialogue as WAV, or install "
+            f"soundfile (pip install soundfile) into this Python.")
+    return _read_aud(path, reason=str(first) if first.recognised else None)
+
+
+# Formats whose header states the exact length, so a shorter stream means a cut file.
+_EXACT_LENGTH = {".wav", ".wave", ".aif", ".aiff", ".aifc", ".flac", ".w64", ".caf", ".rf64"}
+
+
+def _read_aud(path: Path, reason: str | None = None):
+    """Decode with Blender's audaspace (ffmpeg + libsndfile inside Blender) at the file's
+    own rate -> (float32 (frames, channels), rate), with soundfile's numbers:
+
+    - audaspace scales 16-bit PCM by 1/32767 where libsndfile uses 1/32768; when every
+      sample is a multiple of 1/32767 the data is 16-bit (or 8-bit) PCM and is rescaled,
+      which makes WAV/FLAC/AIFF bit-identical to soundfile (24-bit and float already are;
+      OGG/MP3 decoders agree to ~1e-6).
+    - resampling stays with `resample` (soxr or its numpy equivalent): aud's own
+      resampler differs from soxr by -33 to -63 dB on the shared clips.
+    """
+    import aud
+    try:
+        sound = aud.Sound(str(path))
+        # `specs` raises for unreadable files; `data()` on one aborts the whole process
+        # (an uncaught C++ exception, Blender 4.5-5.0), so it is only called after.
+        file_rate, _ = sound.specs
+        declared = sound.length
+        data = np.asarray(sound.data(), dtype=np.float32)
+    except aud.error as err:
+        raise _undecodable(path, reason or str(err).rstrip(". ")) from None
+    file_rate = int(round(file_rate))
+    if path.suffix.lower() in _EXACT_LENGTH and declared > 0 and len(data) < declared - file_rate // 100:
+        raise _undecodable(path, f"the stream ends at {len(data) / file_rate:.2f} s of the "
+                                 f"{declared / file_rate:.2f} s its header declares")
+    scaled = data.astype(np.float64) * 32767.0
+    steps = np.round(scaled)
+    if data.size and np.max(np.abs(scaled - steps)) < 0.01:  # float32 keeps k/32767 to < 0.002
+        data = (steps / 32768.0).astype(np.float32)
+    return data, file_rate
 
 
 def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float = 30.0,
@@ -103,11 +169,15 @@ def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float
 
 
 def resample(samples, from_rate, to_rate) -> np.ndarray:
-    """Band-limited resampling (soxr HQ); float32 out, length round(n * to / from)."""
+    """Band-limited resampling (soxr HQ, or core.audio_numpy's equivalent without soxr);
+    float32 out, length round(n * to / from)."""
     x = np.ascontiguousarray(samples, dtype=np.float32)
     if from_rate == to_rate:
         return x.copy()
-    return _require("soxr").resample(x, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+    soxr = _optional("soxr")
+    if soxr is None:
+        return audio_numpy.resample(x, from_rate, to_rate)
+    return soxr.resample(x, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
 def loudness_envelope(speech: Speech, fps: float, n_frames: int | None = None) -> np.ndarray:

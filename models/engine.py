@@ -35,13 +35,15 @@ def available() -> bool:
     return WEIGHTS.is_file()
 
 
-@lru_cache(maxsize=2)
-def _model(backend: str = "auto"):
+@lru_cache(maxsize=4)
+def _model(backend: str = "auto", device: str | None = None):
     from . import load_model
     if not WEIGHTS.is_file():
         raise FileNotFoundError(f"neural engine weights missing at {WEIGHTS}: "
                                 "reinstall the add-on or train them (python cli.py train)")
-    return load_model(WEIGHTS, backend=backend)
+    if device == "cpu" and backend == "auto":
+        backend = "numpy"  # CPU chosen: same numbers, no torch import
+    return load_model(WEIGHTS, backend=backend, device=None if backend == "numpy" else device)
 
 
 def style_names() -> tuple[str, ...]:
@@ -49,9 +51,10 @@ def style_names() -> tuple[str, ...]:
 
 
 def animate(speech, fps: float = 30.0, transcript: str | None = None, first_frame: int = 1,
-            with_offsets: bool = True, style=None, backend: str = "auto", seal: bool = True):
+            with_offsets: bool = True, style=None, backend: str = "auto", seal: bool = True,
+            device: str | None = None):
     start = time.perf_counter()
-    model = _model(backend)
+    model = _model(backend, device)
     samples = speech.samples if speech.rate == 16000 else resample(speech.samples, speech.rate, 16000)
     loaded = time.perf_counter()
     controls = model.predict(samples, fps=fps, style=style)

@@ -24,6 +24,7 @@ class Cancelled(Exception):
 class JobSettings:
     engine: str = "phonetic"
     style: str | None = None          # neural engine: a training voice, None = their average
+    device: str | None = None         # neural engine: "cpu", "cuda" or "mps" (preferences)
     transcript: str | None = None
     intensity: float = 1.0
     smoothing: float = 0.0
@@ -39,6 +40,8 @@ def compute(speech, fps: float, first_frame: int, settings: JobSettings, stage=l
     """Speech -> Performance with controls only (offsets come from the head's frame)."""
     stage("recognising speech", 0.05)
     options = {"style": settings.style} if settings.style else {}
+    if settings.device:
+        options["device"] = settings.device
     performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
                              with_offsets=False, **options)
     if cancelled():

@@ -1,7 +1,7 @@
-"""UI: sidebar panel and scene properties. Layout only."""
+"""UI: sidebar panel, scene properties and add-on preferences. Layout only."""
 import bpy
 
-from . import properties, sidebar
+from . import preferences, properties, sidebar
 
 classes = properties.classes + sidebar.classes
 
@@ -10,9 +10,11 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     properties.register()
+    preferences.register()
 
 
 def unregister():
+    preferences.unregister()
     properties.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

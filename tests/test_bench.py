@@ -69,7 +69,8 @@ def test_bench_end_to_end_on_3_seconds(speech_dir, flame_dir, tmp_path):
     for r in engine_rows:
         assert r["frames"] == 91 and r["duration"] == pytest.approx(3.0)
         parts = [r[k] for k in ("load", "recognition", "inference", "post", "bake")]
-        assert all(p >= 0 for p in parts) and r["recognition"] > 0 and r["bake"] > 0
+        # The phonetic engine's time is recognition, the neural engine's inference.
+        assert all(p >= 0 for p in parts) and r["recognition"] + r["inference"] > 0 and r["bake"] > 0
         assert r["processing"] == pytest.approx(sum(parts))
         assert r["rtf"] == pytest.approx(r["processing"] / 3.0)
         assert r["peak_rss_mb"] >= r["setup_rss_mb"] > 0

@@ -21,7 +21,7 @@ def pct(hits, total):
 def eval_section(results: dict) -> list[str]:
     meta = results["meta"]
     lines = [f"### Lip-sync quality (`make eval`, {meta['date']}, {meta['machine']})", "",
-             f"Every clip in `../shared/assets/speech` on `{meta['head']}` at {meta['fps']} fps. "
+             f"Every clip in `../shared/assets/speech` on `{Path(meta['head']).name}` at {meta['fps']:g} fps. "
              "Reference phones: the five librivox `*.phone.json`. Lip gap = |v3546 - v3504|; "
              "closed <= 3 mm; open >= rest + 4 mm.", "",
              "| engine | transcript | clips | bilabial closure | pause rest | open vowels | sync lag (r) "
@@ -50,12 +50,9 @@ def eval_section(results: dict) -> list[str]:
 
 
 def bench_section(bench: dict) -> list[str]:
-    title = f"### Speed and memory (`make bench`, {bench.get('date', '')}, {bench.get('machine', '')})"
-    table = bench.get("markdown")
-    if table is None:  # older format: rows only
-        from tools.bench import table as render
-        table = render(bench)
-    return [title, "", table.strip()]
+    """The bench's own Markdown, rendered from the same JSON by tools/bench.py."""
+    from tools.bench import markdown
+    return ["### Speed and memory (`make bench`)", "", markdown(bench).strip()]
 
 
 def render(eval_path: Path, bench_path: Path) -> str:
