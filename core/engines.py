@@ -1,4 +1,6 @@
 """The engines a user can pick, by name (UI enum, CLI --engine, eval, bench)."""
+import functools
+
 from . import phonetic
 
 try:  # inside the add-on package or from the checkout
@@ -10,8 +12,8 @@ except ImportError:
 ENGINES = {
     phonetic.NAME: (phonetic.animate, "Phones from pocketsphinx, coarticulated visemes (no model)"),
 }
-if neural.available():  # the network ships its weights; without them it is not offered
-    ENGINES[neural.NAME] = (neural.animate, "Speech-to-motion network (no transcript needed, any language)")
+for _name in neural.names():  # a network ships its weights; without them it is not offered
+    ENGINES[_name] = (functools.partial(neural.animate, variant=_name), neural.VARIANTS[_name][1])
 
 
 def run_engine(name: str, speech, fps: float, transcript: str | None = None,

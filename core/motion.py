@@ -46,12 +46,14 @@ def smooth(performance: Performance, amount: float) -> Performance:
     return performance.with_(controls=_reseal(performance, controls), offsets=None)
 
 
-def predicted_closures(controls: np.ndarray, fps: float, threshold: float):
-    """A network's lips_close is a soft estimate: spans where it rises above
+def predicted_closures(controls: np.ndarray, fps: float, threshold: float, evidence=None):
+    """A network's estimate of lip closure is soft: spans where it rises above
     `threshold` become bilabial closures (as timed "M" phones), to be sealed
-    exactly as the phonetic engine seals P/B/M. The threshold is chosen on
-    held-out training voices, not on test speech."""
+    exactly as the phonetic engine seals P/B/M. The evidence is the predicted
+    lips_close, or `evidence` (T,) when given (a phone head's P(M|P|B)). The
+    threshold is chosen on held-out training voices, not on test speech."""
     from .metrics import RefPhone
-    above = (controls[:, _SEAL] >= threshold).astype(np.int8)
+    signal = controls[:, _SEAL] if evidence is None else np.asarray(evidence)
+    above = (signal >= threshold).astype(np.int8)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], above, [0]])))
     return [RefPhone("M", start / fps, (end - 1) / fps) for start, end in zip(edges[::2], edges[1::2])]

@@ -149,14 +149,13 @@ def features_torch(samples, dtype=None):
 # ----------------------------------------------------------------------------- normalisation
 
 def feature_stats(feature_list) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean / std over a list of (T, 41) arrays (the training set)."""
-    total = np.zeros(N_FEATURES, np.float64)
-    total_sq = np.zeros(N_FEATURES, np.float64)
+    """Per-column mean / std over a list of (T, F) arrays (the training set)."""
+    total = total_sq = 0.0
     count = 0
     for f in feature_list:
         f = np.asarray(f, np.float64)
-        total += f.sum(0)
-        total_sq += (f ** 2).sum(0)
+        total = total + f.sum(0)
+        total_sq = total_sq + (f ** 2).sum(0)
         count += len(f)
     if count == 0:
         raise ValueError("no feature frames to compute normalisation statistics from")
@@ -180,3 +179,45 @@ def window_indices(frames, fps: float, window: int, n_feature_frames_total: int,
     idx = centre[:, None] + np.arange(-(window // 2), window - window // 2, dtype=np.int64)[None]
     idx[(idx < 0) | (idx >= n_feature_frames_total)] = -1
     return idx
+
+
+# ----------------------------------------------------------------------------- front ends
+
+FRONT_ENDS = ("mel", "mel+phones")
+
+
+def n_front_end_features(front_end: str = "mel") -> int:
+    """Columns of a front end: log-mel + loudness (41), + 40 phone-loop posteriors (81)."""
+    from .phone_features import PHONES
+    _check_front_end(front_end)
+    return N_FEATURES + (len(PHONES) if front_end == "mel+phones" else 0)
+
+
+def _check_front_end(front_end: str):
+    if front_end not in FRONT_ENDS:
+        raise ValueError(f"unknown front end {front_end!r}: choose one of {', '.join(FRONT_ENDS)}")
+
+
+def front_end_features(samples: np.ndarray, front_end: str = "mel", phones=None) -> np.ndarray:
+    """(n_feature_frames, n_front_end_features) float32, unnormalised. `phones`: the
+    phone-loop posteriors when already known (a training cache), else recognised here."""
+    _check_front_end(front_end)
+    mel = features_numpy(samples)
+    if front_end == "mel":
+        return mel
+    from .phone_features import phone_posteriors
+    post = phone_posteriors(samples) if phones is None else np.asarray(phones, np.float32)
+    if len(post) != len(mel):
+        raise ValueError(f"{len(post)} phone frames for {len(mel)} feature frames")
+    return np.concatenate([mel, post], 1)
+
+
+def front_end_silence(front_end: str = "mel") -> np.ndarray:
+    """The padding vector beyond the ends of the audio: digital silence (+ the SIL phone)."""
+    _check_front_end(front_end)
+    if front_end == "mel":
+        return silence_features()
+    from .phone_features import PHONE_INDEX, PHONES, SIL
+    post = np.zeros(len(PHONES), np.float32)
+    post[PHONE_INDEX[SIL]] = 1.0
+    return np.concatenate([silence_features(), post])

@@ -47,10 +47,28 @@ def read_weights(path):
     return Config(meta["config"]), params, mean, std, meta
 
 
+def front_end(cfg) -> str:
+    return getattr(cfg, "front_end", "mel")  # weights from before the option: log-mel
+
+
+def has_phone_head(cfg) -> bool:
+    return bool(getattr(cfg, "phone_head", False))
+
+
+def output_heads(cfg) -> tuple:
+    """Head names predict_all accepts: the regression heads (+ 'phones')."""
+    return tuple(cfg.heads) + (("phones",) if has_phone_head(cfg) else ())
+
+
 # ----------------------------------------------------------------------------- layers
 
 def leaky_relu(x):
     return np.where(x > 0, x, np.float32(LEAK) * x)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
 
 
 def sigmoid(x):
@@ -87,7 +105,7 @@ class NumpyModel:
     def __init__(self, cfg: Config, params: dict, mean, std, meta: dict | None = None):
         self.cfg, self.p, self.meta = cfg, params, meta or {}
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        self.silence = (feats.silence_features() - self.mean) / self.std
+        self.silence = (feats.front_end_silence(front_end(cfg)) - self.mean) / self.std
 
     @property
     def style_names(self):
@@ -127,11 +145,13 @@ class NumpyModel:
         if "vertices" in heads and "vertices" in cfg.heads:
             v = linear(p, "heads.vertices.basis", linear(p, "heads.vertices.coefficients", z))
             out["offsets"] = v.reshape(len(v), cfg.n_vertices, 3)
+        if "phones" in heads and has_phone_head(cfg):
+            out["phones"] = softmax(linear(p, "phone_head", z))
         return out
 
     # driver hooks (see predict_common)
-    def _features(self, samples):
-        return (feats.features_numpy(samples) - self.mean) / self.std
+    def _features(self, samples, phones=None):
+        return (feats.front_end_features(samples, front_end(self.cfg), phones) - self.mean) / self.std
 
     def _run_frames(self, features, idx, style, heads, batch=2048):
         bank = np.concatenate([features, self.silence[None]], 0).astype(np.float32)
@@ -146,8 +166,8 @@ class NumpyModel:
         return {k: np.concatenate(v) for k, v in result.items()}
 
     def predict_all(self, samples, fps: float = 30.0, style=None, heads=None,
-                    chunk_seconds: float = 30.0, overlap_seconds: float = 1.0) -> dict:
-        return predict_common(self, samples, fps, style, heads, chunk_seconds, overlap_seconds)
+                    chunk_seconds: float = 30.0, overlap_seconds: float = 1.0, phone_track=None) -> dict:
+        return predict_common(self, samples, fps, style, heads, chunk_seconds, overlap_seconds, phone_track)
 
     def predict(self, samples, fps: float = 30.0, style=None, **kw) -> np.ndarray:
         """-> (T, 10) float32 rig control weights, T = core.phonetic.frame_count(duration, fps)."""
@@ -201,18 +221,25 @@ def chunk_spans(n_frames: int, chunk: int, overlap: int):
         start += step
 
 
-def predict_common(model, samples, fps, style, heads, chunk_seconds, overlap_seconds) -> dict:
-    """Both backends: audio -> {'controls': (T, C), 'offsets': (T, V*3)} with chunking + crossfade.
+def needs_phone_track(cfg) -> bool:
+    return front_end(cfg) == "mel+phones"
 
-    `model` provides `cfg`, `_features(samples) -> normalised (n, F)` and
-    `_run_frames(features, local window indices, style, heads) -> {name: (n, D)}`."""
+
+def predict_common(model, samples, fps, style, heads, chunk_seconds, overlap_seconds, phone_track=None) -> dict:
+    """Both backends: audio -> {'controls': (T, C), 'offsets': (T, V*3), 'phones': (T, 40)} with
+    chunking + crossfade.
+
+    `model` provides `cfg`, `_features(samples, phones) -> normalised (n, F)` and
+    `_run_frames(features, local window indices, style, heads) -> {name: (n, D)}`.
+    The phone front end hears the whole clip once (`phone_track`: phone_features.phone_posteriors
+    of `samples`, computed here when not given), so every chunk sees the same phones."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     cfg = model.cfg
     heads = tuple(cfg.heads if heads is None else heads)
-    missing = set(heads) - set(cfg.heads)
+    missing = set(heads) - set(output_heads(cfg))
     if missing:
-        raise ValueError(f"this model has no {'/'.join(sorted(missing))} head (it has {', '.join(cfg.heads)})")
+        raise ValueError(f"this model has no {'/'.join(sorted(missing))} head (it has {', '.join(output_heads(cfg))})")
     samples = np.asarray(samples, np.float32).reshape(-1)
     style = style_vector(cfg, style)
     n_frames = frame_count(len(samples) / feats.SAMPLE_RATE, fps)
@@ -220,6 +247,9 @@ def predict_common(model, samples, fps, style, heads, chunk_seconds, overlap_sec
     chunk = max(2, int(round(chunk_seconds * fps))) if np.isfinite(chunk_seconds) else n_frames
     overlap = min(int(round(overlap_seconds * fps)), chunk // 2)
     spans = chunk_spans(n_frames, chunk, overlap)
+    if needs_phone_track(cfg) and phone_track is None:
+        from .phone_features import phone_posteriors
+        phone_track = phone_posteriors(samples)
 
     total = weight = None
     for number, (a, b) in enumerate(spans):
@@ -228,10 +258,14 @@ def predict_common(model, samples, fps, style, heads, chunk_seconds, overlap_sec
         if valid.size:  # audio for these feature frames, with context so they equal the whole clip's
             s0 = max(0, (int(valid.min()) - 2) * feats.HOP)
             s1 = min(len(samples), (int(valid.max()) + 2) * feats.HOP)
-            features = model._features(samples[s0:s1])
-            idx = np.where(idx >= 0, idx - s0 // feats.HOP, -1)
+            first = s0 // feats.HOP
+            phones = (None if phone_track is None else
+                      phone_track[first:first + feats.n_feature_frames(s1 - s0)])
+            features = model._features(samples[s0:s1], phones)
+            idx = np.where(idx >= 0, idx - first, -1)
         else:
-            features = model._features(np.zeros(0, np.float32))
+            features = model._features(np.zeros(0, np.float32),
+                                       None if phone_track is None else phone_track[:0])
         out = model._run_frames(features, idx, style, heads)
         ramp = np.ones(b - a, np.float32)
         if overlap and number > 0:
@@ -253,3 +287,15 @@ def offsets_common(model, samples, fps, style, **kw) -> np.ndarray:
         return load_rig().offsets(model.predict(samples, fps, style, **kw))
     flat = model.predict_all(samples, fps, style, heads=("vertices",), **kw)["offsets"]
     return flat.reshape(len(flat), cfg.n_vertices, 3)
+
+
+def update_meta(path, **fields):
+    """Rewrite a weights file with `fields` merged into its JSON meta (calibration results)."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta.update(fields)
+    arrays["meta"] = np.array(json.dumps(meta))
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return meta

@@ -31,6 +31,7 @@ from core.phonetic import frame_count
 from core.rig import CONTROLS, load_rig
 
 from . import features as feats
+from .phone_features import cache_path, one_hot, phone_frames
 from .voca import VOCA, LossWeights, ModelConfig, export_weights, losses, pca
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,7 @@ class DataConfig:
     max_utterances: int = 0      # per split, 0 = all
     include_augmented: bool = True  # corpus train split: also the corpus's augmented copies (val: clean only)
     augment: bool = False        # on-the-fly augmentation each epoch (see `augmenter`)
+    augment_channel: bool = False  # ... including random microphone / codec colouring (augment.colour)
     sentences_per_subject: int = 0  # vocaset only, 0 = all
 
 
@@ -126,6 +128,17 @@ class Utterance:
     audio: np.ndarray                  # (n,) float32 16 kHz
     controls: np.ndarray | None = None  # (T, C) float32
     offsets: np.ndarray | None = None   # (T, V*3) float32 metres
+    phones: np.ndarray | None = None    # (T,) int64 teacher phone per frame (phone_features.PHONES)
+    heard: np.ndarray | None = None     # (n feature frames,) int8 phone-loop phones (cached front end)
+
+    def features(self, front_end: str, audio=None) -> np.ndarray:
+        """Front-end features of this utterance's audio (or of `audio`, an augmented copy)."""
+        if front_end == "mel" or audio is not None:
+            return feats.front_end_features(self.audio if audio is None else audio, front_end)
+        if self.heard is None:
+            raise ValueError(f"utterance {self.name}: no cached phone-loop phones "
+                             "(run python tools/cache_phone_features.py)")
+        return feats.front_end_features(self.audio, front_end, phones=one_hot(self.heard))
 
     @property
     def n_frames(self) -> int:
@@ -150,7 +163,9 @@ def _fit_length(arr: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([arr, np.repeat(arr[-1:], n - len(arr), 0)])
 
 
-def load_utterances(data: DataConfig, split: str) -> list[Utterance]:
+def load_utterances(data: DataConfig, split: str, heard_phones: bool = False) -> list[Utterance]:
+    """`heard_phones`: also load each utterance's cached phone-loop phones
+    (tools/cache_phone_features.py) for the mel+phones front end."""
     path = _project_path(data.path)
     out = []
     if data.format == "vocaset":
@@ -168,7 +183,9 @@ def load_utterances(data: DataConfig, split: str) -> list[Utterance]:
     if data.format == "synthetic" and not corpus.manifest_file(path).is_file():
         write_synthetic_corpus(path)
     augmented = None if (split == "train" and data.include_augmented) else False
-    items = corpus.iter_utterances(path, split, augmented=augmented)
+    manifest = corpus.load_manifest(path)
+    files = {r["id"]: r["file"] for r in manifest["utterances"]}
+    items = corpus.iter_utterances(manifest, split, augmented=augmented)
     for i, item in enumerate(items):
         audio = np.asarray(_get(item, "audio", "samples"), np.float32).reshape(-1)
         controls = np.asarray(_get(item, "controls"), np.float32)
@@ -186,18 +203,28 @@ def load_utterances(data: DataConfig, split: str) -> list[Utterance]:
                              f"{len(audio) / feats.SAMPLE_RATE:.2f} s of audio at {data.fps} fps (expected {n})")
         name = str(_get(item, "name", "id", "utterance") or f"{split}{i:05d}")
         voice = str(_get(item, "voice", "speaker", "style") or "voice")
-        out.append(Utterance(name, voice, audio, controls=_fit_length(controls, n)))
+        phones = _get(item, "phones")
+        labels = phone_frames(phones, n, data.fps) if phones is not None and len(phones) else None
+        heard = None
+        if heard_phones:
+            cached = cache_path(path, files.get(name, f"{name}.npz"))
+            if not cached.is_file():
+                raise FileNotFoundError(f"no cached phone-loop phones for {name} at {cached}: "
+                                        "run python tools/cache_phone_features.py first")
+            heard = np.load(cached).astype(np.int64)
+        out.append(Utterance(name, voice, audio, controls=_fit_length(controls, n), phones=labels, heard=heard))
         if data.max_utterances and len(out) >= data.max_utterances:
             break
     return out
 
 
-def augmenter():
+def augmenter(channel: bool = False):
     """The on-the-fly augmentation, (samples, rate, rng) -> samples, or None without models.augment.
 
     `models.augment.augment` when that module defines one; otherwise a policy built here from its
     length-preserving primitives (so the targets stay valid): gain +-6 dB, white or pink noise at
-    5-30 dB SNR (half the time), a synthetic room (RT60 0.15-0.7 s, a third of the time). A function
+    5-30 dB SNR (half the time), a synthetic room (RT60 0.15-0.7 s, a third of the time); with
+    `channel` (data.augment_channel), first a random microphone/codec colouring (70 %). A function
     that changes the length is taken as a speed change: targets are re-timed (window_indices)."""
     try:
         from . import augment
@@ -208,6 +235,8 @@ def augmenter():
 
     def policy(samples, rate, rng):
         out = augment.change_gain(samples, rng.uniform(-6.0, 6.0))
+        if channel and rng.random() < 0.7:
+            out = augment.colour(out, rate, rng)
         if rng.random() < 0.5:
             noise = (augment.white_noise if rng.random() < 0.5 else augment.pink_noise)(len(out), rng)
             out = augment.add_noise(out, noise, rng.uniform(5.0, 30.0))
@@ -221,11 +250,12 @@ class FrameSet:
     """All frames of a list of utterances as flat tensors: a feature bank (normalised, last row =
     silence), each frame's window indices into it, its style index and targets."""
 
-    def __init__(self, utterances, fps, window, styles, mean, std, device, features=None, time_scales=None):
+    def __init__(self, utterances, fps, window, styles, mean, std, device, features=None, time_scales=None,
+                 front_end="mel"):
         self.utterances = utterances
-        banks, index, style, controls, offsets, starts = [], [], [], [], [], []
+        banks, index, style, controls, offsets, labels, starts = [], [], [], [], [], [], []
         base = frame_base = 0
-        features = features or [feats.features_numpy(u.audio) for u in utterances]
+        features = features or [u.features(front_end) for u in utterances]
         for u, f, scale in zip(utterances, features, time_scales or [1.0] * len(utterances)):
             idx = feats.window_indices(np.arange(u.n_frames), fps, window, len(f), scale)
             index.append(np.where(idx >= 0, idx + base, -1))
@@ -235,10 +265,12 @@ class FrameSet:
                 controls.append(u.controls)
             if u.offsets is not None:
                 offsets.append(u.offsets)
+            if u.phones is not None:
+                labels.append(u.phones)
             starts.append(frame_base + np.arange(u.n_frames))
             base += len(f)
             frame_base += u.n_frames
-        bank = np.concatenate(banks + [feats.silence_features()[None]])
+        bank = np.concatenate(banks + [feats.front_end_silence(front_end)[None]])
         bank = (bank - mean) / std
         index = np.concatenate(index)
         index[index < 0] = len(bank) - 1
@@ -250,6 +282,8 @@ class FrameSet:
                          if len(controls) == len(utterances) and controls else None)
         self.offsets = (torch.as_tensor(np.concatenate(offsets), device=device)
                         if len(offsets) == len(utterances) and offsets else None)
+        self.phones = (torch.as_tensor(np.concatenate(labels), device=device)
+                       if len(labels) == len(utterances) and labels else None)
         self.utterance_starts = starts
         self.device = device
 
@@ -258,7 +292,7 @@ class FrameSet:
         return np.concatenate([s[: max(len(s) - seq_len + 1, 0)] for s in self.utterance_starts])
 
     def batch(self, frames, n_styles: int):
-        """frames: LongTensor of global frame indices -> (windows, style one-hot, controls, offsets)."""
+        """frames: LongTensor of global frame indices -> (windows, style one-hot, controls, offsets, phones)."""
         windows = self.bank[self.index[frames]]
         style_idx = self.style[frames]
         onehot = torch.zeros(len(frames), n_styles, device=self.device)
@@ -267,7 +301,8 @@ class FrameSet:
         onehot[~known] = 1.0 / n_styles  # unseen voice: the average style
         controls = self.controls[frames] if self.controls is not None else None
         offsets = self.offsets[frames].view(len(frames), -1, 3) if self.offsets is not None else None
-        return windows, onehot, controls, offsets
+        phones = self.phones[frames] if self.phones is not None else None
+        return windows, onehot, controls, offsets, phones
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -411,9 +446,9 @@ def evaluate(model: VOCA, data: FrameSet, run: RunConfig, rig_fields_t, vertex_w
         for i in range(0, len(starts), 256):
             frames = torch.as_tensor(starts[i:i + 256], device=data.device)[:, None] + torch.arange(seq, device=data.device)
             frames = frames.reshape(-1)
-            windows, style, controls, offsets = data.batch(frames, cfg.n_styles)
+            windows, style, controls, offsets, phones = data.batch(frames, cfg.n_styles)
             out = model(windows, style, vertex_index=active_t)
-            terms = losses(model, out, controls, offsets, rig_fields_t, vertex_weight, run.loss, seq)
+            terms = losses(model, out, controls, offsets, rig_fields_t, vertex_weight, run.loss, seq, phones)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(frames)
             count += len(frames)
@@ -470,15 +505,21 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
 
     # data
     started = time.perf_counter()
-    train_utts = load_utterances(run.data, "train")
-    val_utts = load_utterances(run.data, "val")
+    front_end = ModelConfig.from_dict(dict(run.model)).front_end
+    heard = front_end == "mel+phones"
+    if heard and run.data.augment:
+        raise ValueError("the mel+phones front end reads cached phone-loop phones, which on-the-fly "
+                         "augmentation would invalidate: set data.augment=false (the corpus's own "
+                         "augmented copies still train)")
+    train_utts = load_utterances(run.data, "train", heard)
+    val_utts = load_utterances(run.data, "val", heard)
     if not train_utts:
         raise ValueError(f"no training utterances in {run.data.path} ({run.data.format})")
     rig = load_rig()
     rig_fields = rig.fields.reshape(len(CONTROLS), -1).astype(np.float64)
     styles = sorted({u.style for u in train_utts})
 
-    train_features = [feats.features_numpy(u.audio) for u in train_utts]
+    train_features = [u.features(front_end) for u in train_utts]
     if checkpoint is not None:
         model_dict = checkpoint["resolved_model"]
         mean, std = checkpoint["norm_mean"].numpy(), checkpoint["norm_std"].numpy()
@@ -492,8 +533,10 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
         mean, std = feats.feature_stats(train_features)
     cfg = ModelConfig.from_dict(model_dict)
     style_index = {name: i for i, name in enumerate(cfg.style_names)}
-    train_set = FrameSet(train_utts, run.data.fps, cfg.window, style_index, mean, std, device, train_features)
-    val_set = FrameSet(val_utts, run.data.fps, cfg.window, style_index, mean, std, device) if val_utts else None
+    train_set = FrameSet(train_utts, run.data.fps, cfg.window, style_index, mean, std, device, train_features,
+                         front_end=front_end)
+    val_set = (FrameSet(val_utts, run.data.fps, cfg.window, style_index, mean, std, device, front_end=front_end)
+               if val_utts else None)
     log(f"data: {len(train_utts)} train utterances ({train_set.n_frames} frames, {len(styles)} styles), "
         f"{len(val_utts)} val ({val_set.n_frames if val_set else 0} frames) in {time.perf_counter() - started:.1f}s")
 
@@ -534,7 +577,7 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
     starts_all = train_set.sequence_starts(t.seq_len)
     steps = t.steps_per_epoch or max(1, len(starts_all) // t.batch_size)
     total_steps = steps * t.epochs
-    augment = augmenter() if run.data.augment else None
+    augment = augmenter(run.data.augment_channel) if run.data.augment else None
     if run.data.augment and augment is None:
         log("data.augment is on but models.augment is not importable: training without on-the-fly augmentation")
     export_path = _project_path(t.export) if t.export else out_dir / "model.npz"
@@ -552,10 +595,10 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
             augmented, scales = [], []
             for u in train_utts:
                 a = np.asarray(augment(u.audio, feats.SAMPLE_RATE, rng), np.float32)
-                augmented.append(feats.features_numpy(a))
+                augmented.append(u.features(front_end, audio=a))
                 scales.append(len(a) / max(len(u.audio), 1))
             data = FrameSet(train_utts, run.data.fps, cfg.window, style_index, mean, std, device,
-                            features=augmented, time_scales=scales)
+                            features=augmented, time_scales=scales, front_end=front_end)
         order = rng.permutation(starts_all)
         if len(order) < steps * t.batch_size:
             order = np.concatenate([order, rng.choice(starts_all, steps * t.batch_size - len(order))])
@@ -567,9 +610,9 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
                 group["lr"] = _lr(run, global_step, total_steps)
             starts = torch.as_tensor(order[(step - 1) * t.batch_size: step * t.batch_size], device=device)
             frames = (starts[:, None] + torch.arange(t.seq_len, device=device)).reshape(-1)
-            windows, style, controls, offsets = data.batch(frames, cfg.n_styles)
+            windows, style, controls, offsets, phones = data.batch(frames, cfg.n_styles)
             out = model(windows, style, vertex_index=active_t)
-            terms = losses(model, out, controls, offsets, rig_fields_t, vertex_weight, run.loss, t.seq_len)
+            terms = losses(model, out, controls, offsets, rig_fields_t, vertex_weight, run.loss, t.seq_len, phones)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             if t.grad_clip:

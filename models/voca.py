@@ -7,6 +7,8 @@ Read top to bottom:
   SqueezeExcite      GDPnet's channel attention in the decoder (identity at initialisation)
   PCAHead            latent -> k coefficients -> output; the output layer starts as the top-k
                      PCA basis of the training targets (VOCA's decoder initialisation)
+  phone head         optional: latent -> logits over the 40 phones (phone_features.PHONES), trained
+                     on the teacher's aligned phones; its bilabial posterior times lip seals
   MeshAutoencoder    GDPnet's geometry guidance: a small autoencoder over the target
                      representation whose latent the speech latent is pulled towards
   VOCA               the network: encoder -> [attention] -> heads
@@ -41,13 +43,15 @@ except ImportError:
 from . import features as feats
 from . import numpy_inference as npi
 from .numpy_inference import LEAK  # LeakyReLU slope everywhere
+from .phone_features import PHONES
 
 
 # ----------------------------------------------------------------------------- config
 
 @dataclass
 class ModelConfig:
-    n_features: int = feats.N_FEATURES      # log-mel (40) + log loudness
+    n_features: int = feats.N_FEATURES      # log-mel (40) + log loudness (+ 40 phones: set from front_end)
+    front_end: str = "mel"                   # 'mel' | 'mel+phones' (features.FRONT_ENDS)
     window: int = 16                         # feature frames (50 fps) per animation frame
     conv_channels: tuple = (32, 32, 64, 64)  # 4 strided convs over time: 16 -> 8 -> 4 -> 2 -> 1
     fc_sizes: tuple = (128,)                 # hidden FC layers; with `latent` these are VOCA's 2 FC
@@ -64,6 +68,7 @@ class ModelConfig:
     n_vertices: int = VERTEX_COUNT
     pca_components: int = 50                 # requested k; the heads use min(k, rank of the targets)
     heads: tuple = ("controls", "vertices")  # which heads exist
+    phone_head: bool = False                 # + a classifier of the sounding phone (phone_features.PHONES)
     output: str = "controls"                 # which head drives predict_offsets
     controls_k: int = 0                      # actual PCA sizes, set from the data (0: not yet)
     vertex_k: int = 0
@@ -84,6 +89,7 @@ class ModelConfig:
             raise ValueError("dense connections need window divisible by 2 ** number of convs")
         if self.style_names and len(self.style_names) != self.n_styles:
             raise ValueError(f"{len(self.style_names)} style names for n_styles={self.n_styles}")
+        self.n_features = feats.n_front_end_features(self.front_end)
         self.controls_k = self.controls_k or min(self.pca_components, self.n_controls)
         self.vertex_k = self.vertex_k or min(self.pca_components, 3 * self.n_vertices)
 
@@ -259,6 +265,7 @@ class VOCA(nn.Module):
             self.heads["controls"] = PCAHead(cfg.latent, cfg.controls_k, cfg.n_controls)
         if "vertices" in cfg.heads:
             self.heads["vertices"] = PCAHead(cfg.latent, cfg.vertex_k, 3 * cfg.n_vertices)
+        self.phone_head = nn.Linear(cfg.latent, len(PHONES)) if cfg.phone_head else None
         self.mesh_ae = None
         if with_training_parts and cfg.guidance != "none":
             k, dim = ((cfg.controls_k, cfg.n_controls) if cfg.output == "controls"
@@ -267,11 +274,13 @@ class VOCA(nn.Module):
 
     def forward(self, windows: torch.Tensor, style: torch.Tensor, heads=None, vertex_index=None) -> dict:
         """windows (B, window, n_features), style (B, n_styles) ->
-        {'latent': (B, latent), 'controls': (B, n_controls), 'offsets': (B, n_vertices, 3)}.
+        {'latent': (B, latent), 'controls': (B, n_controls), 'offsets': (B, n_vertices, 3),
+         'phone_logits' and 'phones' (softmax) (B, 40) with the phone head}.
         vertex_index (LongTensor): offsets of those vertices only, (B, len(vertex_index), 3)."""
         latent = self.encoder(windows, style)
         z = self.attention(latent) if self.attention is not None else latent
         out = {"latent": latent}
+        all_heads = heads is None
         heads = self.cfg.heads if heads is None else heads
         if "controls" in heads and "controls" in self.heads:
             out["controls"] = self.heads["controls"](z)
@@ -280,6 +289,9 @@ class VOCA(nn.Module):
             out["offsets"] = self.heads["vertices"](z, rows).view(len(z), -1, 3)
             if vertex_index is not None:
                 out["vertex_index"] = vertex_index
+        if self.phone_head is not None and (all_heads or "phones" in heads):
+            out["phone_logits"] = self.phone_head(z)
+            out["phones"] = torch.softmax(out["phone_logits"], dim=-1)
         return out
 
     def inference_state_dict(self) -> dict:
@@ -299,6 +311,7 @@ class LossWeights:
     lip_weight: float = 1.0        # extra weight of lip-region vertices in vertex losses
     guidance: float = 0.1          # Huber / HSIC between speech latent and mesh latent
     mesh_reconstruction: float = 1.0
+    phones: float = 0.0            # cross-entropy of the phone head against the teacher's phones
 
 
 def _position_velocity(pred, target, weight=None):
@@ -312,13 +325,13 @@ def _position_velocity(pred, target, weight=None):
 
 
 def losses(model: VOCA, out: dict, controls=None, offsets=None, rig_fields=None,
-           vertex_weight=None, w: LossWeights = LossWeights(), seq_len: int = 1) -> dict:
+           vertex_weight=None, w: LossWeights = LossWeights(), seq_len: int = 1, phones=None) -> dict:
     """Loss terms for one batch of B sequences of `seq_len` frames (flattened to B*seq_len).
 
     controls (B*S, C) and/or offsets (B*S, V, 3) metres; rig_fields (C, V*3) lets vertex
     targets be made from control targets and the controls head be judged on vertices. When the
     model ran on a vertex subset (out['vertex_index']), vertex terms use those vertices only
-    (targets, weights and rig fields are cut to match)."""
+    (targets, weights and rig fields are cut to match). phones (B*S,): PHONES indices."""
     cfg = model.cfg
     terms = {}
 
@@ -358,6 +371,8 @@ def losses(model: VOCA, out: dict, controls=None, offsets=None, rig_fields=None,
                 terms["guidance"] = F.huber_loss(out["latent"], mesh_latent.detach(), delta=1.0)
             else:
                 terms["guidance"] = hsic_loss(out["latent"], mesh_latent.detach())
+    if "phone_logits" in out and phones is not None:
+        terms["phones"] = F.cross_entropy(out["phone_logits"], phones)
     total = sum(getattr(w, name) * value for name, value in terms.items())
     terms["total"] = total
     return terms
@@ -432,7 +447,8 @@ class TorchPredictor:
         self.meta = meta or {}
         self.mean = torch.as_tensor(np.asarray(mean, np.float32), device=self.device)
         self.std = torch.as_tensor(np.asarray(std, np.float32), device=self.device)
-        self.silence = (torch.as_tensor(feats.silence_features(), device=self.device) - self.mean) / self.std
+        self.silence = (torch.as_tensor(feats.front_end_silence(self.cfg.front_end), device=self.device)
+                        - self.mean) / self.std
 
     @property
     def style_names(self):
@@ -445,9 +461,14 @@ class TorchPredictor:
                              torch.as_tensor(style, device=self.device))
         return {k: v.cpu().numpy() for k, v in out.items()}
 
-    def _features(self, samples):
+    def _features(self, samples, phones=None):
         x = torch.as_tensor(np.asarray(samples, np.float32), device=self.device)
-        return (feats.features_torch(x) - self.mean) / self.std
+        f = feats.features_torch(x)
+        if self.cfg.front_end == "mel+phones":  # heard by pocketsphinx, on the CPU
+            if phones is None:
+                phones = feats.front_end_features(samples, self.cfg.front_end)[:, feats.N_FEATURES:]
+            f = torch.cat([f, torch.as_tensor(np.asarray(phones, np.float32), device=self.device)], 1)
+        return (f - self.mean) / self.std
 
     def _run_frames(self, features, idx, style, heads, batch=4096):
         bank = torch.cat([features, self.silence[None]], dim=0)
@@ -464,8 +485,8 @@ class TorchPredictor:
         return {k: np.concatenate(v) for k, v in result.items()}
 
     def predict_all(self, samples, fps: float = 30.0, style=None, heads=None,
-                    chunk_seconds: float = 30.0, overlap_seconds: float = 1.0) -> dict:
-        return npi.predict_common(self, samples, fps, style, heads, chunk_seconds, overlap_seconds)
+                    chunk_seconds: float = 30.0, overlap_seconds: float = 1.0, phone_track=None) -> dict:
+        return npi.predict_common(self, samples, fps, style, heads, chunk_seconds, overlap_seconds, phone_track)
 
     def predict(self, samples, fps: float = 30.0, style=None, **kw) -> np.ndarray:
         """-> (T, 10) float32 rig control weights, T = core.phonetic.frame_count(duration, fps)."""

@@ -16,9 +16,9 @@ def settings_from(scene, props, audio_path: str) -> JobSettings:
     if transcript is None and props.transcript_beside_audio:
         transcript = sources.transcript_beside(audio_path)
     frame_range = (props.frame_start, props.frame_end) if props.use_frame_range else None
-    style = props.style if props.engine == "neural" and props.style not in ("", "AVERAGE") else None
+    style = props.style if props.engine.startswith("neural") and props.style not in ("", "AVERAGE") else None
     from .environment import torch_device
-    device = torch_device() if props.engine == "neural" else None  # the preferences' CPU/GPU
+    device = torch_device() if props.engine.startswith("neural") else None  # the preferences' CPU/GPU
     return JobSettings(engine=props.engine, style=style, device=device, transcript=transcript, intensity=props.intensity,
                        smoothing=props.smoothing, mode=props.bake_mode,
                        on_conflict="stash" if props.stash_existing_action else "refuse",

@@ -28,7 +28,7 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
     transcript_beside_audio: BoolProperty(
         name="Use .txt Beside Audio", default=True,
         description="If the transcript is empty, read a .txt with the audio's name next to it")
-    engine: EnumProperty(name="Engine", items=[(k, k.title(), d) for k, (_, d) in ENGINES.items()])
+    engine: EnumProperty(name="Engine", items=[(k, k.replace("_", " ").title(), d) for k, (_, d) in ENGINES.items()])
     style: EnumProperty(name="Speaking Style", items=_style_items,
                         description="Neural engine: whose speaking style to imitate")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,

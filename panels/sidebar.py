@@ -34,7 +34,7 @@ class FLAMELIPSYNC_PT_main(bpy.types.Panel):
 
         col = layout.column()
         col.prop(props, "engine")
-        if props.engine == "neural":
+        if props.engine.startswith("neural"):  # neural, neural_fast
             col.prop(props, "style")
         col.prop(props, "intensity", slider=True)
         col.prop(props, "smoothing")

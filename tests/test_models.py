@@ -421,3 +421,83 @@ def test_default_augmentation_policy_keeps_length():
     for seed in range(4):
         out = policy(y, 16000, np.random.default_rng(seed))
         assert out.shape == y.shape and out.dtype == np.float32 and np.abs(out).max() <= 1.0
+
+
+# ----------------------------------------------------------------------------- phone head, phone front end
+
+def test_phone_frames_follow_the_phones():
+    from models.phone_features import PHONE_INDEX, PHONES, phone_frames
+    phones = [("SIL", 0.0, 0.1), ("M", 0.1, 0.2), ("AA", 0.2, 0.5), ("XYZ", 0.5, 0.6)]
+    idx = phone_frames(phones, 35, 50.0)  # 0.7 s at 50 fps: past the last phone is SIL
+    names = [PHONES[i] for i in idx]
+    assert names[:5] == ["SIL"] * 5 and names[5:10] == ["M"] * 5 and names[10:25] == ["AA"] * 15
+    assert names[25:] == ["SIL"] * 10  # unknown label and beyond the end
+    assert len(PHONES) == 40 and PHONES[PHONE_INDEX["B"]] == "B"
+
+
+def test_phone_head_numpy_equals_torch_and_cross_entropy_trains():
+    model = random_model(attention=True, phone_head=True).eval()
+    cfg = model.cfg
+    params = {k: v.numpy() for k, v in model.inference_state_dict().items()}
+    numpy_model = npi.NumpyModel(npi.Config(cfg.to_dict()), params, np.zeros(41), np.ones(41))
+    rng = np.random.default_rng(0)
+    windows = rng.normal(size=(16, cfg.window, cfg.n_features)).astype(np.float32)
+    style = np.eye(3, dtype=np.float32)[np.arange(16) % 3]
+    with torch.no_grad():
+        ref = model(torch.as_tensor(windows), torch.as_tensor(style))
+    got = numpy_model.forward(windows, style, heads=("controls", "phones"))
+    assert got["phones"].shape == (16, 40)
+    np.testing.assert_allclose(got["phones"].sum(1), 1.0, atol=1e-5)
+    assert np.abs(got["phones"] - ref["phones"].numpy()).max() <= 1e-5
+    assert np.abs(got["controls"] - ref["controls"].numpy()).max() <= 1e-5
+    # the cross-entropy term exists and a few steps on fixed labels lower it
+    model.train()
+    labels = torch.as_tensor(rng.integers(0, 40, 16))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    first = None
+    for _ in range(20):
+        out = model(torch.as_tensor(windows), torch.as_tensor(style))
+        terms = voca.losses(model, out, phones=labels, w=voca.LossWeights(phones=1.0))
+        first = first if first is not None else float(terms["phones"])
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+    assert float(terms["phones"]) < 0.5 * first
+
+
+def test_phone_front_end_exports_and_both_backends_agree(tmp_path):
+    model = random_model(phone_head=True, front_end="mel+phones")
+    assert model.cfg.n_features == 81
+    rng = np.random.default_rng(1)
+    mean = np.concatenate([rng.normal(-5, 1, 41), np.full(40, 0.02)]).astype(np.float32)
+    std = np.concatenate([rng.uniform(1, 3, 41), np.full(40, 0.15)]).astype(np.float32)
+    path = tmp_path / "w.npz"
+    voca.export_weights(model, path, mean, std)
+    y = speech_like(2.0)
+    a = voca.load_model(path, device="cpu").predict_all(y, 30.0, heads=("controls", "phones"))
+    b = npi.load_model(path).predict_all(y, 30.0, heads=("controls", "phones"))
+    for key in ("controls", "phones"):
+        assert a[key].shape == b[key].shape and a[key].shape[0] == 61
+        assert np.abs(a[key] - b[key]).max() <= 1e-5, key
+    long = np.tile(y, 4)  # 8 s in 2 s chunks: the phones are heard once, over the whole clip
+    numpy_model = npi.load_model(path)
+    whole = numpy_model.predict_all(long, 30.0, heads=("controls", "phones"), chunk_seconds=float("inf"))
+    chunked = numpy_model.predict_all(long, 30.0, heads=("controls", "phones"), chunk_seconds=2.0,
+                                      overlap_seconds=0.5)
+    for key in whole:
+        assert np.abs(chunked[key] - whole[key]).max() <= 1e-5, key
+    silence = feats.front_end_silence("mel+phones")
+    assert silence.shape == (81,) and silence[41:].sum() == 1.0  # padding hears SIL
+    with pytest.raises(ValueError, match="unknown front end"):
+        voca.ModelConfig(front_end="mfcc")
+
+
+def test_channel_colouring_keeps_length_and_level_and_low_passes():
+    from models import augment
+    y = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    responses = [augment.channel_response(16000, 257, np.random.default_rng(s)) for s in range(40)]
+    assert all(np.isfinite(r).all() and (r >= 0).all() for r in responses)
+    assert min(r[-1] / r[64] for r in responses) < 0.05  # some are band-limited (codec, telephone)
+    out = augment.colour(y, 16000, np.random.default_rng(3))
+    assert out.shape == y.shape and out.dtype == np.float32
+    assert abs(np.sqrt(np.mean(out ** 2)) - np.sqrt(np.mean(y ** 2))) < 1e-4

@@ -1,4 +1,5 @@
-"""The shipped neural engine: registered, safe to load, numpy == torch, rests in silence."""
+"""The shipped neural engines (neural: mel + heard phones; neural_fast: mel): registered,
+safe to load, numpy == torch, rests in silence, seals where the network hears M/P/B."""
 import json
 
 import numpy as np
@@ -14,31 +15,45 @@ from models import engine as neural
 pytestmark = pytest.mark.skipif(not neural.available(), reason=f"no shipped weights at {neural.WEIGHTS}")
 
 
-def test_weights_are_small_and_load_without_pickle():
-    assert neural.WEIGHTS.stat().st_size < 20 * 1024 * 1024
-    with np.load(neural.WEIGHTS, allow_pickle=False) as data:
+VARIANTS = pytest.mark.parametrize("variant", neural.names())
+
+
+@VARIANTS
+def test_weights_are_small_and_load_without_pickle(variant):
+    path = neural.weights_path(variant)
+    assert path.stat().st_size < 20 * 1024 * 1024
+    with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
     assert meta and "config" in json.dumps(meta)
-    assert "neural" in ENGINES
+    assert variant in ENGINES
+    assert meta["seal"]["evidence"] == "bilabial_posterior"  # calibrated (tools/calibrate_seal.py)
 
 
-def test_numpy_and_torch_give_the_same_vertices(speech_dir):
+def test_both_front_ends_ship():
+    assert set(neural.names()) == {"neural", "neural_fast"}
+    assert neural._model("numpy").cfg.front_end == "mel+phones"
+    assert neural._model("numpy", None, "neural_fast").cfg.front_end == "mel"
+
+
+@VARIANTS
+def test_numpy_and_torch_give_the_same_vertices(speech_dir, variant):
     pytest.importorskip("torch")
     speech = load_speech(speech_dir / "english.wav")
-    a = neural.animate(speech, fps=30, backend="numpy")
-    b = neural.animate(speech, fps=30, backend="torch")
+    a = neural.animate(speech, fps=30, backend="numpy", variant=variant)
+    b = neural.animate(speech, fps=30, backend="torch", variant=variant)
     assert a.metadata["backend"] != b.metadata["backend"]
     assert np.abs(a.offsets - b.offsets).max() <= 1e-5
 
 
-def test_real_speech_moves_the_mouth_and_silence_rests(speech_dir, flame_dir):
+@VARIANTS
+def test_real_speech_moves_the_mouth_and_silence_rests(speech_dir, flame_dir, variant):
     from core.mesh_io import load_head
     template, _ = load_head(flame_dir / "flame_template.ply")
     speech = load_speech(speech_dir / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav")
     silence = np.zeros(speech.rate, np.float32)   # 1 s of digital silence each side
     padded = speech_from_array(np.concatenate([silence, speech.samples, silence]), speech.rate,
                                speech.rate, source="padded")
-    perf = run_engine("neural", padded, 30.0, transcript="ignored")
+    perf = run_engine(variant, padded, 30.0, transcript="ignored")
     assert perf.metadata["transcript_ignored"]
     assert perf.controls.shape == (perf.frame_count, len(CONTROLS)) and np.isfinite(perf.controls).all()
     gap = lip_gap(template[None] + perf.offsets)
@@ -48,9 +63,10 @@ def test_real_speech_moves_the_mouth_and_silence_rests(speech_dir, flame_dir):
     assert np.mean(quiet <= 0.003) >= 0.9
 
 
-def test_sealed_closures_survive_smoothing_and_intensity(speech_dir):
+@VARIANTS
+def test_sealed_closures_survive_smoothing_and_intensity(speech_dir, variant):
     speech = load_speech(speech_dir / "librivox" / "sense_and_sensibility_01_austen_64kb-0920.wav")
-    perf = neural.animate(speech, fps=30, with_offsets=False)
+    perf = neural.animate(speech, fps=30, with_offsets=False, variant=variant)
     closures = perf.metadata["phones"]
     assert closures, "the network finds the bilabials of 'Sense and Sensibility' 0920"
     sealed = motion.apply_intensity(motion.smooth(perf, 2.0), 0.6)
@@ -67,3 +83,58 @@ def test_unknown_style_is_refused(speech_dir):
         neural.animate(speech, style="no-such-voice")
     named = neural.style_names()[0]
     assert neural.animate(speech, style=named, with_offsets=False).metadata["style"] == named
+
+
+def test_seal_rule_comes_from_the_weights_and_evidence_is_used():
+    model = neural._model("numpy")
+    rule = neural.seal_rule(model)
+    assert rule["evidence"] in ("lips_close", "bilabial_posterior") and 0 < rule["threshold"] < 1
+    # evidence above the threshold only at frames 10-12 and 20: two closures, timed there
+    controls = np.zeros((30, len(CONTROLS)), np.float32)
+    evidence = np.zeros(30)
+    evidence[10:13], evidence[20] = 0.9, 0.6
+    spans = motion.predicted_closures(controls, 30.0, 0.5, evidence)
+    assert [(round(p.start * 30), round(p.end * 30)) for p in spans] == [(10, 12), (20, 20)]
+    assert motion.predicted_closures(controls, 30.0, 0.5) == []  # lips_close is all zero
+
+
+def test_calibration_picks_highest_recall_that_keeps_vowels_open():
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    from calibrate_seal import choose
+    counts = {  # closures hit/total, open vowels hit/total, false-seal frames/sealed frames
+        ("lips_close", 0.3): np.array([98, 100, 90, 100, 30, 100]),   # vowels 0.90: refused
+        ("lips_close", 0.5): np.array([90, 100, 97, 100, 10, 100]),
+        ("bilabial_posterior", 0.4): np.array([94, 100, 96, 100, 8, 100]),
+        ("bilabial_posterior", 0.6): np.array([94, 100, 99, 100, 4, 100]),  # same recall, higher t
+    }
+    rule = choose(counts)
+    assert (rule["evidence"], rule["threshold"]) == ("bilabial_posterior", 0.6)
+    assert choose({("lips_close", 0.3): np.array([1, 1, 0, 10, 0, 1])}) is None
+
+
+def test_default_network_beats_the_phone_loop_on_real_speech(speech_dir, flame_dir):
+    """The issue's claim for the shipped default, on the five librivox clips, no transcript."""
+    from core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
+    from core.mesh_io import load_head
+    from core.metrics import _bilabial_counts, _open_vowel_counts, load_reference_phones, sync_lag
+    template, _ = load_head(flame_dir / "flame_template.ply")
+    rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
+    totals = {}
+    for engine in ("phonetic", "neural"):
+        counts, lags = np.zeros(4, int), []
+        for wav in sorted((speech_dir / "librivox").glob("*.wav")):
+            reference = load_reference_phones(wav.with_suffix(".phone.json"))
+            perf = run_engine(engine, load_speech(wav), 30.0)
+            gap = lip_gap(template[None] + perf.offsets)
+            counts += [*_bilabial_counts(gap, reference, 30.0, 0.003, 0.040),
+                       *_open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060)]
+            lags.append(abs(sync_lag(gap, reference, 30.0)[0]))
+        totals[engine] = (counts, max(lags))
+        if engine == "neural":
+            assert "recognition" in perf.metadata["timings"]  # the phone front end's recogniser
+    (phonetic, phonetic_lag), (network, network_lag) = totals["phonetic"], totals["neural"]
+    assert network[0] / network[1] > phonetic[0] / phonetic[1]   # more M/P/B closed
+    assert network[2] / network[3] >= phonetic[2] / phonetic[3]  # open vowels: at least as many
+    assert network_lag <= phonetic_lag <= 1

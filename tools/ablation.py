@@ -5,7 +5,9 @@ heard (the corpus test split) and on real recordings (librivox, no transcript).
 
 Held-out voices: mean mouth-vertex error (mm) against the teacher (the phonetic
 engine with forced alignment) and lip-gap closure recall at the teacher's M/P/B.
-Real speech: the issue's lip-sync criteria on the five librivox clips.
+Real speech: the issue's lip-sync criteria on the five librivox clips, for the raw
+network and as the engine runs it (lips sealed by the weights' calibrated rule,
+tools/calibrate_seal.py; lips_close >= 0.45 for files without one).
 """
 import argparse
 import json
@@ -24,7 +26,10 @@ from core.mesh_io import load_head  # noqa: E402
 from core.metrics import RefPhone, lip_gap, load_reference_phones, sync_lag  # noqa: E402
 from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
 from core.rig import load_rig  # noqa: E402
+from core.coarticulation import enforce_closures  # noqa: E402
 from models import load_model  # noqa: E402
+from models.engine import predict_controls, seal_rule  # noqa: E402
+from models.numpy_inference import front_end, has_phone_head  # noqa: E402
 from models.corpus import iter_utterances  # noqa: E402
 
 
@@ -50,14 +55,21 @@ def held_out(model, corpus: Path, template, split="test"):
     return float(np.mean(errors)), hits, total
 
 
-def real_speech(model, template):
+def real_speech(model, template, sealed=False):
+    """The lip-sync criteria on librivox: the raw network, or (sealed) as the engine runs it,
+    lips sealed by the weights' own rule (models.engine.seal_rule)."""
     rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
     counts = np.zeros(6, int)
     lags = []
     for wav in sorted((SPEECH_ASSETS / "librivox").glob("*.wav")):
         reference = load_reference_phones(wav.with_suffix(".phone.json"))
         speech = load_speech(wav)
-        gap = lip_gap(template[None] + load_rig().offsets(model.predict(speech.samples, fps=30.0)))
+        if sealed:
+            controls, closures = predict_controls(model, speech.samples, 30.0)
+            controls = np.clip(enforce_closures(controls, closures, 30.0), 0.0, 2.0)
+        else:
+            controls = model.predict(speech.samples, fps=30.0)
+        gap = lip_gap(template[None] + load_rig().offsets(controls))
         b = _bilabial_counts(gap, reference, 30.0, 0.003, 0.040)
         pause = _pause_frames(reference, 30.0, len(gap), 0.2, 0.06)
         o = _open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060)
@@ -72,25 +84,34 @@ def row(run: Path, corpus: Path, template) -> dict:
     start = time.perf_counter()
     mm, hits, total = held_out(model, corpus, template)
     counts, lags = real_speech(model, template)
+    sealed, sealed_lags = real_speech(model, template, sealed=True)
     cfg = model.cfg
+    channel = model.meta.get("data", {}).get("augment_channel")
     variant = "VOCA" + ("+dense" if cfg.dense else "") + ("+attention" if cfg.attention else "") \
-        + (f"+{cfg.guidance}" if cfg.guidance != "none" else "")
+        + (f"+{cfg.guidance}" if cfg.guidance != "none" else "") \
+        + ("+phone head" if has_phone_head(cfg) else "") + (" +channel aug." if channel else "") \
+        + (", input mel+phones" if front_end(cfg) != "mel" else "")
+    rule = seal_rule(model)
     return {"run": run.name, "variant": variant, "epochs": len(history),
             "train_minutes": history[-1]["seconds"] / 60, "val_mouth_mm": min(h["val_mouth_mm"] for h in history),
             "test_mouth_mm": mm, "test_bilabial": [hits, total], "real_counts": counts.tolist(),
-            "real_lags": lags, "eval_seconds": time.perf_counter() - start}
+            "real_lags": lags, "sealed_counts": sealed.tolist(), "sealed_lags": sealed_lags,
+            "seal": f"{rule['evidence']} >= {rule['threshold']}", "eval_seconds": time.perf_counter() - start}
 
 
 def markdown(rows) -> str:
     lines = ["| variant | epochs | train min | val mouth mm | test voices mouth mm | test voices M/P/B closed "
-             "| librivox M/P/B closed | pause rest | open vowels | sync lags |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| librivox M/P/B closed | pause rest | open vowels | sync lags "
+             "| engine: seal rule | engine: M/P/B closed | engine: pause rest | engine: open vowels | engine: lags |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        c = r["real_counts"]
+        c, e = r["real_counts"], r["sealed_counts"]
         frac = lambda h, t: f"{h / t:.2f} ({h}/{t})" if t else "–"  # noqa: E731
         lines.append(f"| {r['variant']} | {r['epochs']} | {r['train_minutes']:.1f} | {r['val_mouth_mm']:.3f} "
                      f"| {r['test_mouth_mm']:.3f} | {frac(*r['test_bilabial'])} | {frac(c[0], c[1])} "
-                     f"| {frac(c[2], c[3])} | {frac(c[4], c[5])} | {r['real_lags']} |")
+                     f"| {frac(c[2], c[3])} | {frac(c[4], c[5])} | {r['real_lags']} "
+                     f"| {r['seal']} | {frac(e[0], e[1])} | {frac(e[2], e[3])} | {frac(e[4], e[5])} "
+                     f"| {r['sealed_lags']} |")
     return "\n".join(lines)
 
 
