@@ -281,6 +281,28 @@ def upper_face_dynamics_deviation(pred, ref, upper_indices, template) -> float:
     return float(np.mean(motion_std(ref) - motion_std(pred)) * 1000.0)
 
 
+def closure_events(gap, phones, fps, closed=CLOSED_GAP, tolerance=CLOSURE_TOLERANCE) -> tuple[int, int]:
+    """(closures while speaking away from any M/P/B, all closures while speaking).
+
+    A closure is a run of frames with the gap <= `closed`; runs within `tolerance` of a
+    silence are rest, not speech. A closure no M/P/B is within `tolerance` of is the lips
+    slamming shut mid-word: the precision side of bilabial_closure_recall."""
+    gap = np.asarray(gap)
+    times = np.arange(len(gap)) / fps
+    silent = np.zeros(len(gap), bool)
+    bilabial = np.zeros(len(gap), bool)
+    for p in phones:
+        span = (times >= p.start - tolerance - _EPS) & (times <= p.end + tolerance + _EPS)
+        if p.label == SILENCE:
+            silent |= span
+        elif p.label in BILABIALS:
+            bilabial |= span
+    speaking_closed = (gap <= closed) & ~silent
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], speaking_closed.astype(np.int8), [0]])))
+    runs = list(zip(edges[::2], edges[1::2]))
+    return sum(not bilabial[a:b].any() for a, b in runs), len(runs)
+
+
 def lipsync_report(vertices, phones, fps, rest_gap) -> dict:
     """All phone-driven lip-sync checks at their default thresholds, with
     the counts behind each fraction so small samples are visible."""
@@ -288,6 +310,7 @@ def lipsync_report(vertices, phones, fps, rest_gap) -> dict:
     closures, n_bilabials = _bilabial_counts(gap, phones, fps, CLOSED_GAP, CLOSURE_TOLERANCE)
     opened, n_open = _open_vowel_counts(gap, phones, fps, rest_gap, MIN_OPEN, MIN_VOWEL)
     lag, corr = sync_lag(gap, phones, fps)
+    spurious, n_closures = closure_events(gap, phones, fps)
     return {
         "bilabial_closure_recall": _fraction(closures, n_bilabials),
         "pause_rest_rate": pause_rest_rate(gap, phones, fps),
@@ -298,6 +321,8 @@ def lipsync_report(vertices, phones, fps, rest_gap) -> dict:
         "n_bilabials": n_bilabials,
         "n_open_vowels": n_open,
         "n_pause_frames": len(_pause_frames(phones, fps, len(gap), MIN_PAUSE, PAUSE_TRIM)),
+        "spurious_closures": spurious,
+        "n_speech_closures": n_closures,
         "gap_min_mm": float(gap.min() * 1000.0) if len(gap) else float("nan"),
         "gap_max_mm": float(gap.max() * 1000.0) if len(gap) else float("nan"),
     }

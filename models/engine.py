@@ -13,16 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .numpy_inference import has_phone_head
+
 try:  # inside the add-on package (flame_lipsync.models) or from the checkout
     from ..core.audio import resample
-    from ..core.coarticulation import enforce_closures
-    from ..core.motion import predicted_closures
+    from ..core.coarticulation import enforce_closures, rest_in_pauses
+    from ..core.metrics import RefPhone
+    from ..core.motion import predicted_closures, smooth_controls
     from ..core.performance import Performance
     from ..core.rig import CONTROLS, load_rig
 except ImportError:
     from core.audio import resample
-    from core.coarticulation import enforce_closures
-    from core.motion import predicted_closures
+    from core.coarticulation import enforce_closures, rest_in_pauses
+    from core.metrics import RefPhone
+    from core.motion import predicted_closures, smooth_controls
     from core.performance import Performance
     from core.rig import CONTROLS, load_rig
 
@@ -38,10 +42,16 @@ VARIANTS = {
 WEIGHTS = WEIGHTS_DIR / VARIANTS[NAME][0]
 # Where the lips are sealed (core.motion.predicted_closures): the weights file's
 # meta["seal"] = {"evidence": "lips_close" | "bilabial_posterior", "threshold": t},
-# chosen on the corpus's validation voices by tools/calibrate_seal.py (highest
+# chosen on the corpus's validation voices by tools/calibrate_engine.py (highest
 # closure recall keeping >= 95 % of open vowels open). Files without it: lips_close
 # >= 0.45, chosen the same way for the first shipped network.
 DEFAULT_SEAL = {"evidence": "lips_close", "threshold": 0.45}
+# A regression network shrinks towards the mean: it opens vowels less than its
+# teacher. meta["articulation"] = {"smooth": sigma in frames at 30 fps, "gain": g}
+# undoes that: the shapes (all controls but lip contact) are smoothed, then scaled
+# by g so the mean open-vowel opening on the validation voices matches the teacher
+# (tools/calibrate_engine.py). Files without it: as the network says.
+DEFAULT_ARTICULATION = {"smooth": 0.0, "gain": 1.0}
 
 
 def weights_path(variant: str = NAME) -> Path:
@@ -79,32 +89,99 @@ def seal_rule(model) -> dict:
     return dict(model.meta.get("seal") or DEFAULT_SEAL)
 
 
+def articulation_rule(model) -> dict:
+    return dict(model.meta.get("articulation") or DEFAULT_ARTICULATION)
+
+
+def articulate(controls: np.ndarray, fps: float, rule: dict) -> np.ndarray:
+    """Smooth, then scale every control but lip contact (lips_close is not an amplitude)."""
+    out = smooth_controls(controls, fps, float(rule.get("smooth", 0.0)))
+    keep = CONTROLS.index("lips_close")
+    contact = out[:, keep].copy()
+    out *= np.float32(rule.get("gain", 1.0))
+    out[:, keep] = contact
+    return out
+
+
 def bilabial_posterior(phones: np.ndarray) -> np.ndarray:
     """(T, 40) phone posteriors -> (T,) P(M or P or B)."""
     from .phone_features import BILABIAL_CLASSES, PHONE_INDEX
     return phones[:, [PHONE_INDEX[p] for p in BILABIAL_CLASSES]].sum(1)
 
 
-def predict_controls(model, samples, fps, style=None, seal=True, rule=None, phone_track=None):
-    """-> (raw controls (T, 10), predicted closures as timed "M" phones).
-    Sealed closures are recorded as phones, so smoothing/intensity keep them sealed.
-    phone_track: what the recogniser heard, for the phone front end (computed when None)."""
-    rule = rule or seal_rule(model)
-    if not seal:
-        return model.predict_all(samples, fps=fps, style=style, heads=("controls",),
-                                 phone_track=phone_track)["controls"], []
-    if rule["evidence"] == "bilabial_posterior":
-        out = model.predict_all(samples, fps=fps, style=style, heads=("controls", "phones"),
-                                phone_track=phone_track)
-        evidence = bilabial_posterior(out["phones"])
-        controls = out["controls"]
-    elif rule["evidence"] == "lips_close":
-        controls = model.predict_all(samples, fps=fps, style=style, heads=("controls",),
-                                     phone_track=phone_track)["controls"]
-        evidence = None
-    else:
+def network_outputs(model, samples, fps, style=None, phone_track=None) -> dict:
+    """{'controls': (T, 10), 'phones': (T, 40) with a phone head, 'heard': (T, 40) what the
+    recogniser heard at each frame, with the phone front end}. phone_track: the recogniser's
+    phone_features.phone_posteriors of `samples` (computed here when None and needed)."""
+    from .numpy_inference import needs_phone_track
+    heads = ("controls", "phones") if has_phone_head(model.cfg) else ("controls",)
+    if needs_phone_track(model.cfg) and phone_track is None:
+        from .phone_features import phone_posteriors
+        phone_track = phone_posteriors(samples)
+    out = model.predict_all(samples, fps=fps, style=style, heads=heads, phone_track=phone_track)
+    if phone_track is not None and len(phone_track):
+        n = len(out["controls"])
+        at = np.clip(np.floor(np.arange(n) * (50.0 / fps) + 0.5).astype(int), 0, len(phone_track) - 1)
+        out["heard"] = np.asarray(phone_track)[at]
+    return out
+
+
+# what may say "the lips are closed here": the network's lips_close control, its phone
+# head's P(M|P|B), the M/P/B the recogniser heard (phone front end), either or both of the last two
+SEAL_EVIDENCE = ("lips_close", "bilabial_posterior", "heard_bilabial", "heard_or_posterior",
+                 "heard_and_posterior")
+
+
+def seal_evidence(out: dict, kind: str):
+    """(T,) evidence of a bilabial closure, or None for the lips_close control."""
+    if kind == "bilabial_posterior":
+        return bilabial_posterior(out["phones"])
+    if kind.startswith("heard"):
+        if "heard" not in out:
+            raise ValueError(f"seal evidence '{kind}' needs the phone front end")
+        heard = bilabial_posterior(out["heard"])  # 0 or 1: passes any threshold <= 1
+        if kind == "heard_bilabial":
+            return heard
+        combine = np.maximum if kind == "heard_or_posterior" else np.minimum
+        return combine(heard, bilabial_posterior(out["phones"]))
+    return None
+
+
+def heard_pauses(phones: np.ndarray, fps: float):
+    """The network's own P(SIL) >= 0.5, as timed phones tiling the clip ("SIL" / "speech"),
+    for core.coarticulation.rest_in_pauses. P(SIL) is smoothed (sigma 1 frame at 30 fps)
+    first: per-frame decisions flicker, and a single doubtful frame would split a pause."""
+    from .phone_features import PHONE_INDEX, SIL
+    p_sil = smooth_controls(phones[:, [PHONE_INDEX[SIL]]], fps, 1.0)[:, 0]
+    silent = (p_sil >= 0.5).astype(np.int8)
+    edges = np.flatnonzero(np.diff(silent)) + 1
+    bounds = np.concatenate([[0], edges, [len(silent)]])
+    return [RefPhone(SIL if silent[a] else "speech", a / fps, b / fps)
+            for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def shape_controls(out: dict, fps: float, articulation: dict, rule: dict, seal: bool = True):
+    """Network outputs -> (controls (T, 10) before sealing, predicted closures as timed "M"
+    phones): articulated (gain), resting in the pauses the phone head hears (as the phonetic
+    engine rests in the pauses it recognises), closures where the evidence passes the rule."""
+    if seal and rule["evidence"] not in SEAL_EVIDENCE:
         raise ValueError(f"unknown seal evidence {rule['evidence']!r} in the weights file")
-    return controls, predicted_closures(controls, fps, float(rule["threshold"]), evidence)
+    controls = articulate(out["controls"], fps, articulation)
+    if "phones" in out:
+        controls = rest_in_pauses(controls, heard_pauses(out["phones"], fps), fps)
+    if not seal:
+        return controls, []
+    evidence = seal_evidence(out, rule["evidence"])
+    return controls, predicted_closures(controls, fps, float(rule["threshold"]), evidence, rule.get("peak"))
+
+
+def predict_controls(model, samples, fps, style=None, seal=True, rule=None, phone_track=None,
+                     articulation=None):
+    """-> (controls (T, 10) before sealing, predicted closures as timed "M" phones).
+    Sealed closures are recorded as phones, so smoothing/intensity keep them sealed.
+    rule / articulation: override the weights file's (calibration)."""
+    out = network_outputs(model, samples, fps, style, phone_track)
+    return shape_controls(out, fps, articulation or articulation_rule(model), rule or seal_rule(model), seal)
 
 
 def animate(speech, fps: float = 30.0, transcript: str | None = None, first_frame: int = 1,

@@ -232,3 +232,14 @@ def test_real_phone_file(speech_dir):
     assert report["n_bilabials"] > 0
     assert report["bilabial_closure_recall"] == 1.0
     assert report["pause_rest_rate"] == 1.0
+
+
+def test_closure_events_count_slams_away_from_mpb():
+    from core.metrics import closure_events
+    gap = talking_gap()  # closed on M, P, B only; silence at rest (2 mm, also "closed")
+    assert closure_events(gap, PHONES, FPS) == (0, 3)
+    gap[frames(0.65, 0.75)] = 0.001  # mid-"AA" (far from M/P): one spurious closure
+    gap[frames(1.2, 1.25)] = 0.001   # in "AE", 0.1 s after B: also spurious
+    assert closure_events(gap, PHONES, FPS) == (2, 5)
+    gap[frames(1.1, 1.13)] = 0.001   # right after B (within 40 ms): part of the B closure
+    assert closure_events(gap, PHONES, FPS) == (2, 5)

@@ -7,7 +7,7 @@ Held-out voices: mean mouth-vertex error (mm) against the teacher (the phonetic
 engine with forced alignment) and lip-gap closure recall at the teacher's M/P/B.
 Real speech: the issue's lip-sync criteria on the five librivox clips, for the raw
 network and as the engine runs it (lips sealed by the weights' calibrated rule,
-tools/calibrate_seal.py; lips_close >= 0.45 for files without one).
+tools/calibrate_engine.py; lips_close >= 0.45 for files without one).
 """
 import argparse
 import json
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from core.audio import load_speech  # noqa: E402
 from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE  # noqa: E402
 from core.mesh_io import load_head  # noqa: E402
-from core.metrics import RefPhone, lip_gap, load_reference_phones, sync_lag  # noqa: E402
+from core.metrics import RefPhone, closure_events, lip_gap, load_reference_phones, sync_lag  # noqa: E402
 from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
 from core.rig import load_rig  # noqa: E402
 from core.coarticulation import enforce_closures  # noqa: E402
@@ -59,7 +59,7 @@ def real_speech(model, template, sealed=False):
     """The lip-sync criteria on librivox: the raw network, or (sealed) as the engine runs it,
     lips sealed by the weights' own rule (models.engine.seal_rule)."""
     rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
-    counts = np.zeros(6, int)
+    counts = np.zeros(8, int)
     lags = []
     for wav in sorted((SPEECH_ASSETS / "librivox").glob("*.wav")):
         reference = load_reference_phones(wav.with_suffix(".phone.json"))
@@ -73,7 +73,8 @@ def real_speech(model, template, sealed=False):
         b = _bilabial_counts(gap, reference, 30.0, 0.003, 0.040)
         pause = _pause_frames(reference, 30.0, len(gap), 0.2, 0.06)
         o = _open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060)
-        counts += [b[0], b[1], int(np.sum(gap[pause] <= 0.003)), len(pause), o[0], o[1]]
+        counts += [b[0], b[1], int(np.sum(gap[pause] <= 0.003)), len(pause), o[0], o[1],
+                   *closure_events(gap, reference, 30.0)]
         lags.append(sync_lag(gap, reference, 30.0)[0])
     return counts, lags
 
@@ -102,15 +103,16 @@ def row(run: Path, corpus: Path, template) -> dict:
 def markdown(rows) -> str:
     lines = ["| variant | epochs | train min | val mouth mm | test voices mouth mm | test voices M/P/B closed "
              "| librivox M/P/B closed | pause rest | open vowels | sync lags "
-             "| engine: seal rule | engine: M/P/B closed | engine: pause rest | engine: open vowels | engine: lags |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| engine: seal rule | engine: M/P/B closed | engine: closures away from M/P/B | engine: pause rest "
+             "| engine: open vowels | engine: lags |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         c, e = r["real_counts"], r["sealed_counts"]
         frac = lambda h, t: f"{h / t:.2f} ({h}/{t})" if t else "–"  # noqa: E731
         lines.append(f"| {r['variant']} | {r['epochs']} | {r['train_minutes']:.1f} | {r['val_mouth_mm']:.3f} "
                      f"| {r['test_mouth_mm']:.3f} | {frac(*r['test_bilabial'])} | {frac(c[0], c[1])} "
                      f"| {frac(c[2], c[3])} | {frac(c[4], c[5])} | {r['real_lags']} "
-                     f"| {r['seal']} | {frac(e[0], e[1])} | {frac(e[2], e[3])} | {frac(e[4], e[5])} "
+                     f"| {r['seal']} | {frac(e[0], e[1])} | {e[6]} of {e[7]} | {frac(e[2], e[3])} | {frac(e[4], e[5])} "
                      f"| {r['sealed_lags']} |")
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from core.audio import load_speech, speech_from_array  # noqa: E402
 from core.engines import ENGINES, run_engine  # noqa: E402
 from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE  # noqa: E402
 from core.mesh_io import load_head  # noqa: E402
-from core.metrics import lip_gap, load_reference_phones, sync_lag  # noqa: E402
+from core.metrics import closure_events, lip_gap, load_reference_phones, sync_lag  # noqa: E402
 from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
 from models.augment import add_noise, pink_noise, white_noise  # noqa: E402
 
@@ -27,7 +27,7 @@ NOISES = {"pink": pink_noise, "white": white_noise}
 
 def criteria(engine, snr, noise, template, seed=0):
     rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
-    counts, lags = np.zeros(6, int), []
+    counts, lags = np.zeros(8, int), []
     rng = np.random.default_rng(seed)
     for wav in sorted((SPEECH_ASSETS / "librivox").glob("*.wav")):
         reference = load_reference_phones(wav.with_suffix(".phone.json"))
@@ -40,7 +40,8 @@ def criteria(engine, snr, noise, template, seed=0):
         pause = _pause_frames(reference, 30.0, len(gap), 0.2, 0.06)
         counts += [*_bilabial_counts(gap, reference, 30.0, 0.003, 0.040),
                    int(np.sum(gap[pause] <= 0.003)), len(pause),
-                   *_open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060)]
+                   *_open_vowel_counts(gap, reference, 30.0, rest, 0.004, 0.060),
+                   *closure_events(gap, reference, 30.0)]
         lags.append(sync_lag(gap, reference, 30.0)[0])
     return counts, lags
 
@@ -53,14 +54,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     template, _ = load_head(FLAME_ASSETS / "flame_template.ply")
     frac = lambda h, t: f"{h / t:.2f} ({h}/{t})" if t else "–"  # noqa: E731
-    lines = [f"| engine (no transcript) | {args.noise} noise | M/P/B closed | pause rest | open vowels | sync lags |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"| engine (no transcript) | {args.noise} noise | M/P/B closed | pause rest | open vowels | sync lags "
+             "| closures away from M/P/B |",
+             "|---|---|---|---|---|---|---|"]
     for engine in ENGINES:
         for snr in [None] + args.snr:
             c, lags = criteria(engine, snr, args.noise, template)
             label = "clean" if snr is None else f"{snr:g} dB SNR"
             lines.append(f"| {engine} | {label} | {frac(c[0], c[1])} | {frac(c[2], c[3])} "
-                         f"| {frac(c[4], c[5])} | {lags} |")
+                         f"| {frac(c[4], c[5])} | {lags} | {c[6]} of {c[7]} |")
             print(lines[-1], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
