@@ -48,6 +48,8 @@ class DataConfig:
     include_augmented: bool = True  # corpus train split: also the corpus's augmented copies (val: clean only)
     augment: bool = False        # on-the-fly augmentation each epoch (see `augmenter`)
     augment_channel: bool = False  # ... including random microphone / codec colouring (augment.colour)
+    phone_dropout: float = 0.0   # mel+phones front end: share of windows whose heard phones are hidden
+                                 # (set to their mean), so the network also listens to the spectrum
     sentences_per_subject: int = 0  # vocaset only, 0 = all
 
 
@@ -611,6 +613,9 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
             starts = torch.as_tensor(order[(step - 1) * t.batch_size: step * t.batch_size], device=device)
             frames = (starts[:, None] + torch.arange(t.seq_len, device=device)).reshape(-1)
             windows, style, controls, offsets, phones = data.batch(frames, cfg.n_styles)
+            if run.data.phone_dropout and front_end == "mel+phones":
+                hidden = torch.rand(len(windows), device=device) < run.data.phone_dropout
+                windows[hidden, :, feats.N_FEATURES:] = 0.0  # normalised: the training mean
             out = model(windows, style, vertex_index=active_t)
             terms = losses(model, out, controls, offsets, rig_fields_t, vertex_weight, run.loss, t.seq_len, phones)
             optimizer.zero_grad(set_to_none=True)

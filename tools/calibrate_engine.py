@@ -5,11 +5,12 @@ corpus's held-out validation voices only (never on the test recordings).
 
 The engine's own steps (models.engine.shape_controls) are what is calibrated; they
 include resting in the pauses the phone head hears.
-1. Smoothing: the Gaussian sigma (frames at 30 fps, 0-2) with the lowest mean
-   mouth-vertex error against the teacher (a network's frame-to-frame noise is jitter).
-2. Gain: a regression network shrinks towards the mean, so vowels open less than the
-   teacher's. The shapes (every control but lip contact) are scaled so the mean peak
-   lip opening over the open vowels equals the teacher's.
+1+2. Gain and smoothing: a regression network shrinks towards the mean, so vowels open
+   less than the teacher's. For each Gaussian sigma (frames at 30 fps, 0-2), the shapes
+   (every control but lip contact) are scaled so the mean peak lip opening over the open
+   vowels equals the teacher's; the sigma whose smoothed, scaled output has the lowest
+   mean mouth-vertex error against the teacher wins (scaling also scales frame-to-frame
+   noise, which smoothing takes back).
 3. Seal: for each kind of evidence (the lips_close control; with a phone head, also its
    posterior of M/P/B) and threshold: closure recall (lip gap <= 3 mm within 40 ms of
    each M/P/B), seal precision (seals overlapping an M/P/B +- 40 ms: a seal anywhere else
@@ -40,7 +41,7 @@ from models.corpus import iter_utterances  # noqa: E402
 from models.engine import DEFAULT_SEAL, SEAL_EVIDENCE, network_outputs, shape_controls  # noqa: E402
 from models.numpy_inference import has_phone_head, update_meta  # noqa: E402
 
-SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+SIGMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 THRESHOLDS = np.round(np.concatenate([[0.05, 0.1, 0.15], np.arange(0.20, 0.91, 0.05)]), 2)
 MIN_OPEN_VOWELS = 0.95
 
@@ -102,20 +103,32 @@ def mean_peak(val, gap_of, articulation=None):
     return float(np.mean(peaks)) * 1000
 
 
-def calibrate_articulation(val, gap_of, log=print) -> dict:
-    errors = {s: mouth_error_mm(val, {"smooth": s, "gain": 1.0}) for s in SIGMAS}
-    sigma = min(errors, key=errors.get)
-    log("smoothing sigma -> mean mouth-vertex error (mm): "
-        + ", ".join(f"{s:g}: {e:.3f}" for s, e in errors.items()))
-    target, gain = mean_peak(val, gap_of), 1.0
-    for _ in range(4):  # the gap is nearly linear in the controls: a few fixed-point steps
+def matching_gain(val, gap_of, sigma, target) -> float:
+    """The gain whose mean open-vowel peak equals the teacher's (`target`, mm). The gap is
+    nearly linear in the controls: a few fixed-point steps converge."""
+    gain = 1.0
+    for _ in range(4):
         gain *= target / mean_peak(val, gap_of, {"smooth": sigma, "gain": gain})
-    gain = round(gain, 3)
+    return round(gain, 3)
+
+
+def calibrate_articulation(val, gap_of, log=print) -> dict:
+    """Smoothing and gain together: for each sigma the gain that restores the teacher's
+    vowel openings, then the sigma whose (sigma, gain) has the lowest mouth-vertex error."""
+    target = mean_peak(val, gap_of)
+    candidates = {}
+    for sigma in SIGMAS:
+        gain = matching_gain(val, gap_of, sigma, target)
+        candidates[sigma] = (gain, mouth_error_mm(val, {"smooth": sigma, "gain": gain}))
+    log("smoothing sigma -> matching gain, mean mouth-vertex error (mm): "
+        + ", ".join(f"{s:g}: {g:.3f}, {e:.3f}" for s, (g, e) in candidates.items()))
+    sigma = min(candidates, key=lambda s: candidates[s][1])
+    gain, error = candidates[sigma]
     rule = {"smooth": sigma, "gain": gain,
             "val_open_vowel_peak_mm": round(mean_peak(val, gap_of, {"smooth": sigma, "gain": gain}), 2),
-            "val_open_vowel_peak_mm_before": round(mean_peak(val, gap_of, {"smooth": sigma, "gain": 1.0}), 2),
-            "teacher_open_vowel_peak_mm": round(target, 2),
-            "val_mouth_mm": round(mouth_error_mm(val, {"smooth": sigma, "gain": gain}), 3)}
+            "val_open_vowel_peak_mm_before": round(mean_peak(val, gap_of, {"smooth": 0.0, "gain": 1.0}), 2),
+            "teacher_open_vowel_peak_mm": round(target, 2), "val_mouth_mm": round(error, 3),
+            "val_mouth_mm_before": round(mouth_error_mm(val, {"smooth": 0.0, "gain": 1.0}), 3)}
     log(f"articulation: {json.dumps(rule)}")
     return rule
 
