@@ -147,3 +147,22 @@ def test_default_network_beats_the_phone_loop_on_real_speech(speech_dir, flame_d
     assert network[2] / network[3] >= phonetic[2] / phonetic[3]  # open vowels: at least as many
     assert network_lag <= phonetic_lag <= 1
     assert network[4] <= 2 * phonetic[4] + 2  # not by sealing everywhere: few closures away from M/P/B
+
+
+def test_articulation_scales_shapes_not_contact_and_pauses_come_from_the_phone_head():
+    from models.phone_features import PHONE_INDEX, PHONES
+    controls = np.full((40, len(CONTROLS)), 0.3, np.float32)
+    shaped = neural.articulate(controls, 30.0, {"smooth": 0.0, "gain": 1.5})
+    close = CONTROLS.index("lips_close")
+    assert np.allclose(shaped[:, close], 0.3)                   # contact is not an amplitude
+    assert np.allclose(np.delete(shaped, close, 1), 0.45)
+    assert np.allclose(controls, 0.3)                           # the input is left alone
+    phones = np.zeros((40, len(PHONES)), np.float32)
+    phones[:, PHONE_INDEX["AA"]] = 1.0
+    phones[10:25] = 0.0
+    phones[10:25, PHONE_INDEX["SIL"]] = 1.0                     # 0.5 s of silence mid-clip
+    phones[30, :] = 0.0
+    phones[30, PHONE_INDEX["SIL"]] = 0.6                        # one doubtful frame: not a pause
+    phones[30, PHONE_INDEX["AA"]] = 0.4
+    pauses = [(p.label, round(p.start * 30), round(p.end * 30)) for p in neural.heard_pauses(phones, 30.0)]
+    assert pauses == [("speech", 0, 10), ("SIL", 10, 25), ("speech", 25, 40)]
