@@ -9,7 +9,7 @@ from core import motion
 from core.audio import load_speech, speech_from_array
 from core.engines import ENGINES, run_engine
 from core.metrics import lip_gap
-from core.rig import CONTROLS, load_rig
+from core.rig import CONTROLS
 from models import engine as neural
 
 pytestmark = pytest.mark.skipif(not neural.available(), reason=f"no shipped weights at {neural.WEIGHTS}")
