@@ -6,6 +6,18 @@ STAMP := $(VENV)/.installed
 VENV45 := .venv45
 PY45 := $(VENV45)/bin/python
 STAMP45 := $(VENV45)/.installed
+# Blender 5.3 (Python 3.13) and 4.2 LTS environments for the Blender-side tests (issue 14).
+# PYTHON313: a Python 3.13 (bpy 5.1+ wheels are cp313 only); found on PATH or in pyenv.
+PYTHON313 ?= $(shell if python3.13 -c '' 2>/dev/null; then echo python3.13; \
+  else v=$$(pyenv versions --bare 2>/dev/null | grep -m1 '^3\.13'); [ -n "$$v" ] && echo "PYENV_VERSION=$$v python3.13"; fi)
+VENV53 := .venv53
+PY53 := $(VENV53)/bin/python
+STAMP53 := $(VENV53)/.installed
+VENV42 := .venv42
+PY42 := $(VENV42)/bin/python
+STAMP42 := $(VENV42)/.installed
+# The 5.3 environment only where a Python 3.13 is there (else `make test` says how to get one).
+STAMP53_IF := $(if $(PYTHON313),$(STAMP53))
 SHARED := ../shared/assets
 DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.wav
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
@@ -15,12 +27,24 @@ DEMO_HEAD ?= $(SHARED)/flame/flame_template.ply
 
 venv: $(STAMP)
 
+# The checkout is the package `flame_lipsync` in every environment: a link named so in
+# the environment's site-packages (one import root, no sys.path edits anywhere).
+# $(call link_package,PYTHON)
+link_package = ln -sfn "$(CURDIR)" "$$($(1) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/flame_lipsync"
+
+# Re-made on every use (cheap): a checkout moved or cloned elsewhere keeps working.
+.PHONY: package-link
+package-link: $(STAMP) $(STAMP45) $(STAMP42) $(STAMP53_IF)
+	@$(call link_package,$(PY)); $(call link_package,$(PY45)); $(call link_package,$(PY42))
+	@$(if $(STAMP53_IF),$(call link_package,$(PY53)))
+
 # Pinned environment; pocketsphinx, soundfile and bpy ship their native parts
 # as wheels, so no Debian package is needed.
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(call link_package,$(PY))
 	touch $(STAMP)
 
 # Second environment: Blender 4.5 LTS (bpy wheel), same pins otherwise; the
@@ -32,7 +56,29 @@ $(STAMP45): requirements-blender45.txt
 	$(PYTHON) -m venv $(VENV45)
 	$(PY45) -m pip install --quiet --upgrade pip
 	$(PY45) -m pip install --quiet -r requirements-blender45.txt
+	$(call link_package,$(PY45))
 	touch $(STAMP45)
+
+# Blender 5.3 (bpy 5.3.0, Python 3.13, numpy 2, no torch) and 4.2 LTS (bpy 4.2.23, no torch):
+# the Blender-side tests run there too.
+.PHONY: venv53 venv42
+venv53: $(STAMP53)
+venv42: $(STAMP42)
+
+$(STAMP53): requirements-blender53.txt
+	@[ -n "$(PYTHON313)" ] || { echo "python3.13 not found: install Python 3.13 (e.g. pyenv install 3.13) or pass PYTHON313=/path/to/python3.13"; exit 2; }
+	$(PYTHON313) -m venv $(VENV53)
+	$(PY53) -m pip install --quiet --upgrade pip
+	$(PY53) -m pip install --quiet -r requirements-blender53.txt
+	$(call link_package,$(PY53))
+	touch $(STAMP53)
+
+$(STAMP42): requirements-blender42.txt
+	$(PYTHON) -m venv $(VENV42)
+	$(PY42) -m pip install --quiet --upgrade pip
+	$(PY42) -m pip install --quiet -r requirements-blender42.txt
+	$(call link_package,$(PY42))
+	touch $(STAMP42)
 
 # The extension zips in dist/, one per platform (--split-platforms: each holds only its
 # platform's wheels), built and validated by Blender's own extension tooling (the bl_pkg
@@ -89,14 +135,14 @@ demo: $(STAMP)
 	  --head "$(DEMO_HEAD)" --fps 30 --out out/demo.blend --export-npy out/demo.npy
 	$(PY) cli.py preview out/demo.blend --out out/demo.mp4 --stills out/demo_stills
 
-test: $(STAMP) $(STAMP45) wheels  # wheels: the install test builds the zip the manifest lists
+test: $(STAMP) $(STAMP45) package-link wheels  # wheels: the install test builds the zip the manifest lists
 	$(PY) -m pytest -q tests
 	$(PY45) -m pytest -q tests/blender
 
 # Speed and memory on 10/60/600 s of real speech with the naive-bake and decode
 # baselines and the CLI cold start, same run (~7-11 min on 2 cores) -> out/bench.{json,md}.
 bench: $(STAMP)
-	$(PY) tools/bench.py
+	$(PY) -m flame_lipsync.tools.bench
 
 # Lip-sync metrics of every engine on every shared clip, with and without transcripts:
 # out/eval/results.json, results.md and plots/*.png (tools/evaluate.py).
@@ -105,7 +151,7 @@ eval: $(STAMP)
 
 # Rebuild committed artefacts from ../shared/assets.
 rig: $(STAMP)
-	$(PY) tools/build_rig.py
+	$(PY) -m flame_lipsync.tools.build_rig
 
 LIBRIVOX := $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870
 docs: $(STAMP)
@@ -118,22 +164,41 @@ docs: $(STAMP)
 # 10 minutes on 2 cores. CORPUS_ARGS passes options, e.g. CORPUS_ARGS="--sentences 100".
 .PHONY: corpus
 corpus: $(STAMP)
-	@pkgs=$$($(PY) tools/build_corpus.py --apt-packages); \
+	@pkgs=$$($(PY) -m flame_lipsync.training.build_corpus --apt-packages); \
 	missing=$$(for p in $$pkgs; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  echo "Installing the synthesizers:" $$missing; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
-	$(PY) tools/build_corpus.py --out out/corpus $(CORPUS_ARGS)
+	$(PY) -m flame_lipsync.training.build_corpus --out out/corpus $(CORPUS_ARGS)
 
 clean:
 	rm -rf out dist .pytest_cache
 
+# --- real-face instrument (issue 10) ---------------------------------------------------
+# Face-tracking environment (mediapipe 0.10.14 pins clash with the main one): dev/eval only.
+VENVTRACK := .venv-track
+PYTRACK := $(VENVTRACK)/bin/python
+STAMPTRACK := $(VENVTRACK)/.installed
+.PHONY: venv-track eval-real
+venv-track: $(STAMPTRACK)
+
+$(STAMPTRACK): requirements-tracking.txt
+	$(PYTHON) -m venv $(VENVTRACK)
+	$(PYTRACK) -m pip install --quiet --upgrade pip
+	$(PYTRACK) -m pip install --quiet -r requirements-tracking.txt
+	touch $(STAMPTRACK)
+
+# Every shared video: track (cached by sha256 in out/tracks), fit the rig, score every
+# engine and the loudness floor -> out/eval/real_faces.{json,md}, out/eval/plots/real_*.png.
+eval-real: $(STAMP) $(STAMPTRACK)
+	$(PY) tools/real_faces.py --out out/eval
+# --- end real-face instrument ----------------------------------------------------------
+
 # Four stills of the demo movie as one sheet (needs `make demo` first).
 docs-demo: $(STAMP)
-	$(PY) -c "import sys; sys.path.insert(0, '.'); import addon_package; addon_package.load_addon(); \
-	from pathlib import Path; from flame_lipsync.operators.render_frames import contact_sheet; \
+	$(PY) -c "from pathlib import Path; from flame_lipsync.blender.render import contact_sheet; \
 	p = sorted(Path('out/demo_stills').glob('*.png')); \
 	contact_sheet(p, [x.stem.replace('_', ' ') for x in p], 4, Path('docs/demo_stills.png'), \
 	title='make demo: librivox 0870 on flame_template, shape-key bake, Workbench preview')"
@@ -141,4 +206,4 @@ docs-demo: $(STAMP)
 # The README's Results section, regenerated from out/eval/results.json and out/bench.json
 # (run `make eval` and `make bench` first); never edited by hand.
 results: $(STAMP)
-	$(PY) tools/readme_results.py
+	$(PY) -m flame_lipsync.tools.readme_results

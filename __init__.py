@@ -1,15 +1,32 @@
 """Speech-driven lip sync for FLAME heads: Blender extension entry point.
 
-Registration only; operators/ and panels/ hold the classes.
+Registration only, from one list; operators/ and panels/ hold the classes. Nothing
+is imported until Blender registers the add-on, so the package's bpy-free parts
+(core, models, pipeline) import anywhere.
 """
-from . import operators, panels
+
+
+def _classes():
+    from . import operators, panels
+    return operators.classes + panels.classes
 
 
 def register():
-    operators.register()
-    panels.register()
+    import bpy
+
+    from . import panels
+    from .blender import environment
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.flame_lipsync = bpy.props.PointerProperty(type=panels.SETTINGS)
+    environment.enable()
 
 
 def unregister():
-    panels.unregister()
-    operators.unregister()
+    import bpy
+
+    from .blender import environment
+    environment.disable()
+    del bpy.types.Scene.flame_lipsync
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)

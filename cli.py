@@ -7,59 +7,136 @@
                        [--engine NAME] [--mode shapekeys|meshcache] [--fps F] [--export-npy V.npy]
     python cli.py bake --manifest jobs.csv     (columns: audio,head,out[,object,transcript,engine,mode,fps])
     python cli.py preview O.blend --out preview.mp4
-    python cli.py train --config models/configs/voca.json [--resume]
+    python cli.py train --config training/configs/voca.json [--resume]
     python cli.py eval --engine NAME|all [--audio-dir DIR] [--transcripts] [--out out/eval]
     blender -b -P cli.py -- bake ...           (same arguments inside Blender)
 
 Bad input ends with exit status 2 and a one-line reason on stderr.
+eval, render-frames and train are development commands: they need the checkout
+(tools/, training/), which the extension zip leaves out.
 """
 import argparse
+import importlib.util
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+def bootstrap():
+    """The checkout is the package `flame_lipsync`: `make venv` links it into the
+    environment; a Blender without that link (`blender -b -P cli.py`) loads it from
+    this folder, once, under the same name. The one bootstrap of the project."""
+    if importlib.util.find_spec("flame_lipsync") is None:
+        root = Path(__file__).resolve().parent
+        spec = importlib.util.spec_from_file_location(
+            "flame_lipsync", root / "__init__.py", submodule_search_locations=[str(root)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["flame_lipsync"] = module
+        spec.loader.exec_module(module)
+
+
+PACKAGE = __package__ or "flame_lipsync"  # "bl_ext.<repo>.flame_lipsync" when installed
+
+
+def dev_module(name: str):
+    """A development module (tools/, training/) or a clear error without the checkout."""
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith(f"{PACKAGE}.{name.partition('.')[0]}"):
+            raise RuntimeError(f"this command needs the project's checkout ({name.replace('.', '/')}.py "
+                               "is not in the installed add-on): run it from a clone of the project") from None
+        raise
+
+
+FPS_RANGE = (1.0, 240.0)
+
+
+def check_fps(value, flag: str = "--fps") -> float | None:
+    """A frame rate in 1-240 and finite, or None (the scene's own)."""
+    if value is None or value == "":
+        return None
+    try:
+        fps = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a number of frames per second, got '{value}'") from None
+    import math
+    if not math.isfinite(fps) or not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise ValueError(f"{flag} must be between {FPS_RANGE[0]:g} and {FPS_RANGE[1]:g} frames per second, "
+                         f"got {value} (e.g. 24, 25, 29.97 or 30)")
+    return fps
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.lower().endswith(".txt") or (not any(c.isspace() for c in value.strip())
+                                               and ("/" in value or "\\" in value))
+
+
+def resolve_transcript(value: str | None, base: Path | None = None) -> tuple[str | None, Path | None]:
+    """--transcript is a file when a file of that name exists (relative to `base`, the
+    manifest's folder, when given), else the words themselves. A value that looks like
+    a path (ends in .txt, or a single word with a slash) but names no file is refused:
+    it would be aligned as words. Returns (text, file or None) and says which it used."""
+    if not value or not value.strip():
+        return None, None
+    path = Path(value).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if path.is_file():
+        try:
+            text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        except OSError as err:
+            raise ValueError(f"transcript file '{path}' could not be read ({err.strerror}); check it") from None
+        if not text.strip():
+            raise ValueError(f"transcript file '{path}' is empty: write the words spoken in it, or leave "
+                             "--transcript out")
+        if "\0" in text:
+            raise ValueError(f"transcript file '{path}' is not text: give a plain .txt with the words spoken")
+        print(f"transcript: read from the file {path}", file=sys.stderr)
+        return text, path
+    if path.is_dir():
+        raise ValueError(f"--transcript '{value}' is a folder: give a .txt file or the words themselves")
+    if _looks_like_path(value):
+        raise FileNotFoundError(f"transcript file '{path}' does not exist: check the path, or pass the "
+                                "words themselves in quotes")
+    print(f"transcript: using the text given ({len(value.split())} words)", file=sys.stderr)
+    return value, None
+
 
 def read_transcript(value: str | None) -> str | None:
-    """--transcript takes the text itself or a path to a .txt file."""
-    if value and value.endswith(".txt"):
-        path = Path(value)
-        if not path.is_file():
-            raise FileNotFoundError(f"transcript file '{path}' does not exist")
-        return path.read_text(errors="replace")
-    return value
-
-
-def run_engine(engine: str, audio: str, fps: float, transcript: str | None, style: str | None = None):
-    from core.audio import load_speech
-    from core.engines import run_engine as run
-
-    options = {"style": style} if style else {}
-    return run(engine, load_speech(audio, fps=fps), fps, read_transcript(transcript), **options)
+    """--transcript takes the text itself or a path to a file (see resolve_transcript)."""
+    return resolve_transcript(value)[0]
 
 
 def cmd_animate(args) -> None:
+    """The pipeline as a bake runs it (engine + motion), posed on the head, to .npy."""
     import numpy as np
 
-    from core.mesh_io import load_head
+    from flame_lipsync import pipeline
+    from flame_lipsync.core.mesh_io import load_head
 
-    if args.fps <= 0:
-        raise ValueError(f"--fps must be positive, got {args.fps}")
+    from flame_lipsync.core import atomic
+
+    args.fps = check_fps(args.fps)
     head, _ = load_head(args.head)  # check the head before the slow part
-    performance = run_engine(args.engine, args.audio, args.fps, args.transcript, args.style)
-    from core.rig import load_rig
-    # Offsets are in FLAME axes; a posed or scaled head gets them in its own frame.
-    frame = load_rig().head_frame(head)
-    vertices = (head[None] + performance.offsets @ frame.T).astype(np.float32)
     out = Path(args.export_npy)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, vertices)
+    for what, source in (("audio", args.audio), ("head", args.head)):
+        if Path(source).exists() and out.exists() and out.resolve() == Path(source).resolve():
+            raise ValueError(f"--export-npy '{out}' is the {what} file: choose another output path")
+    atomic.check_writable(out, "--export-npy")
+    speech = pipeline.load_audio(args.audio, fps=args.fps)
+    settings = pipeline.Settings(engine=args.engine, style=args.style, transcript=read_transcript(args.transcript))
+    performance = pipeline.perform(speech, args.fps, settings)
+    # Streamed block by block (an hour of dialogue never sits in memory), atomically.
+    atomic.write_npy_blocks(out, (performance.frame_count,) + head.shape, np.float32,
+                            pipeline.pose_blocks(performance, head))
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in performance.metadata["timings"].items())
-    print(f"wrote {out}: {vertices.shape[0]} frames at {args.fps:g} fps "
+    print(f"wrote {out}: {performance.frame_count} frames at {args.fps:g} fps "
           f"({performance.metadata['mode']}; {timings})", file=sys.stderr)
 
 
 def cmd_render_frames(args) -> None:
-    from tools import contact_sheets
+    contact_sheets = dev_module("tools.contact_sheets")
 
     if args.what == "rig":
         contact_sheets.rig_sheet(Path(args.out))
@@ -71,48 +148,166 @@ def cmd_render_frames(args) -> None:
 
 def addon():
     """The add-on, registered, from this checkout (same operators as the UI)."""
-    import addon_package
-    module = addon_package.load_addon()
     import bpy
+
+    import flame_lipsync as module
     if not hasattr(bpy.types.Scene, "flame_lipsync"):
         module.register()
     return module
 
 
 BAKE_FIELDS = ("audio", "head", "out", "object", "transcript", "engine", "mode", "fps", "export_npy", "style")
+MANIFEST_REQUIRED = ("audio", "head", "out")
+MODES = ("shapekeys", "meshcache")
 
 
-def bake_one(job: dict) -> str:
+def bake_one(job: dict, stash: bool = False, base: Path | None = None) -> str:
+    fps = check_fps(job.get("fps"), "fps")
+    mode = job.get("mode") or "shapekeys"
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
+    transcript, transcript_file = resolve_transcript(job.get("transcript") or None, base)
     addon()
     from flame_lipsync.operators import headless
-    fps = float(job["fps"]) if job.get("fps") else None
-    if fps is not None and fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
     return headless.bake(job["audio"], job["head"], job["out"], job.get("object") or None,
-                         read_transcript(job.get("transcript") or None), job.get("engine") or "phonetic",
-                         job.get("mode") or "shapekeys", fps, job.get("export_npy") or None,
-                         job.get("style") or None)
+                         transcript, job.get("engine") or "phonetic",
+                         mode, fps, job.get("export_npy") or None,
+                         job.get("style") or None, "stash" if stash else "refuse", transcript_file)
+
+
+def read_manifest(path) -> list[dict]:
+    """The jobs of a CSV manifest: comma, semicolon or tab separated, UTF-8 with or
+    without a BOM; the header row names the columns (audio, head, out required)."""
+    import csv
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"manifest '{path}' {what}: give the CSV of jobs (columns audio,head,out)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"manifest '{path}' is not UTF-8 text: save it as CSV (UTF-8)") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"manifest '{path}' is empty: it needs a header row (audio,head,out) and one row per shot")
+    header = lines[0]
+    delimiter = max(",;\t", key=header.count) if any(d in header for d in ",;\t") else ","
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    columns = [c.strip().lower().lstrip("\ufeff") for c in rows[0]]
+    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+    if missing:
+        raise ValueError(f"manifest '{path}' has no column {', '.join(repr(c) for c in missing)} in its header row "
+                         f"(found: {', '.join(columns) or 'nothing'}); the first row must name the columns: "
+                         f"{','.join(MANIFEST_REQUIRED)}[,{','.join(BAKE_FIELDS[3:])}]")
+    duplicate = sorted({c for c in columns if columns.count(c) > 1 and c})
+    if duplicate:
+        raise ValueError(f"manifest '{path}' names the column(s) {', '.join(duplicate)} twice: keep one")
+    unknown = [c for c in columns if c not in BAKE_FIELDS]
+    if unknown:
+        print(f"warning: manifest '{path}': ignoring unknown column(s) {', '.join(unknown)} "
+              f"(known: {', '.join(BAKE_FIELDS)})", file=sys.stderr)
+    jobs = []
+    for number, row in enumerate(rows[1:], 1):
+        if len(row) > len(columns) and any(cell.strip() for cell in row[len(columns):]):
+            raise ValueError(f"manifest '{path}' job {number} has {len(row)} fields but the header has "
+                             f"{len(columns)}: quote paths that contain '{delimiter}'")
+        job = {c: (row[i].strip() if i < len(row) else "") for i, c in enumerate(columns) if c in BAKE_FIELDS}
+        empty = [c for c in MANIFEST_REQUIRED if not job.get(c)]
+        if empty:
+            raise ValueError(f"manifest '{path}' job {number} has no {', '.join(empty)}: fill it in or remove the row")
+        jobs.append(job)
+    if not jobs:
+        raise ValueError(f"manifest '{path}' has a header but no jobs: add one row per shot")
+    return jobs
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def plan_manifest(path, overwrite: bool = False, allow_outside: bool = False) -> list[dict]:
+    """Check every job's outputs before anything runs: relative paths resolve against the
+    manifest's folder; no two jobs write one file (the .blend, its mesh cache, the .npy);
+    no output is an input; existing outputs need --overwrite; outputs outside the
+    manifest's folder need --allow-outside. Raises with every problem found."""
+    manifest = Path(path).resolve()
+    base = manifest.parent
+    jobs = read_manifest(manifest)
+
+    def resolved(value):
+        p = Path(value).expanduser()
+        return (p if p.is_absolute() else base / p).resolve()
+
+    problems, writers, inputs = [], {}, {}
+    for number, job in enumerate(jobs, 1):
+        for key in ("audio", "head", "out", "export_npy"):
+            if job.get(key):
+                job[key] = str(resolved(job[key]))
+        if job.get("transcript"):
+            candidate = resolved(job["transcript"])
+            if candidate.is_file() or _looks_like_path(job["transcript"]):
+                job["transcript"] = str(candidate)
+        out = Path(job["out"])
+        outputs = [("out", out)]
+        if job.get("export_npy"):
+            outputs.append(("export_npy", Path(job["export_npy"])))
+        if (job.get("mode") or "shapekeys") == "meshcache":
+            name = job.get("object") or "Head"
+            outputs.append(("mesh cache", out.parent / f"{out.stem}_{name}_lipsync.pc2"))
+        job["outputs"] = outputs
+        for key in ("audio", "head", "transcript"):
+            if job.get(key) and Path(job[key]).is_absolute():
+                inputs.setdefault(str(Path(job[key])), []).append((number, key))
+        for what, target in outputs:
+            if str(target) in writers:
+                other, other_what = writers[str(target)]
+                problems.append(f"jobs {other} and {number} both write '{target}' ({other_what} / {what}): "
+                                "give each shot its own out")
+            else:
+                writers[str(target)] = (number, what)
+            if not allow_outside and not _inside(target, base):
+                problems.append(f"job {number}: {what} '{target}' is outside the manifest's folder {base} "
+                                "(pass --allow-outside to write there)")
+            if target.exists() and not overwrite:
+                problems.append(f"job {number}: {what} '{target}' already exists (pass --overwrite to replace it)")
+            if target.suffix.lower() != ".blend" and what == "out":
+                problems.append(f"job {number}: out '{target}' must be a .blend file")
+    for target, (number, what) in writers.items():
+        for other, key in inputs.get(target, []):
+            problems.append(f"job {number}'s {what} '{target}' is the {key} of job {other}: "
+                            "an output must never replace an input")
+    if problems:
+        listed = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ValueError(f"manifest '{manifest}' was not started ({len(problems)} problem"
+                         f"{'s' if len(problems) > 1 else ''}): {listed}")
+    return jobs
 
 
 def cmd_bake(args) -> None:
+    if args.allow_truncated:
+        from flame_lipsync.core.audio import ALLOW_TRUNCATED
+        ALLOW_TRUNCATED.set(True)
     if not args.manifest:
-        missing = [f"--{f}" for f in ("audio", "head", "out") if not getattr(args, f)]
+        missing = [f"--{f.replace('_', '-')}" for f in ("audio", "head", "out") if not getattr(args, f)]
         if missing:
             raise ValueError(f"bake needs {', '.join(missing)} (or --manifest jobs.csv)")
-        print(bake_one({f: getattr(args, f, None) for f in BAKE_FIELDS}), file=sys.stderr)
+        print(bake_one({f: getattr(args, f, None) for f in BAKE_FIELDS}, args.stash), file=sys.stderr)
         return
-    import csv
-    with open(args.manifest, newline="") as handle:
-        jobs = list(csv.DictReader(handle))
+    jobs = plan_manifest(args.manifest, args.overwrite, args.allow_outside)
+    base = Path(args.manifest).resolve().parent
     failures = 0
     results = []
     for number, job in enumerate(jobs, 1):
         print(f"job {number}/{len(jobs)}: {job.get('audio')} -> {job.get('out')}", file=sys.stderr)
         try:
-            results.append((number, "ok", bake_one({k.strip(): (v or "").strip() for k, v in job.items()})))
+            results.append((number, "ok", bake_one(job, args.stash, base)))
         except Exception as err:  # keep going: one bad shot must not stop the batch
             failures += 1
-            results.append((number, "FAILED", str(err).splitlines()[0]))
+            results.append((number, "FAILED", user_message(err)))
     print("summary:", file=sys.stderr)
     for number, status, message in results:
         print(f"  job {number}: {status}: {message}", file=sys.stderr)
@@ -128,8 +323,7 @@ def cmd_preview(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from tools import evaluate
-    evaluate.run_from_args(args)
+    dev_module("tools.evaluate").run_from_args(args)
 
 
 def config_with_overrides(path: str, overrides: list[str]) -> dict:
@@ -153,14 +347,14 @@ def config_with_overrides(path: str, overrides: list[str]) -> dict:
 
 
 def cmd_train(args) -> None:
-    from models.train import train
+    train = dev_module("training.train").train
     config = config_with_overrides(args.config, args.set) if args.set else args.config
     summary = train(config, resume=args.resume)
     print(f"wrote {summary['export']}", file=sys.stderr)
 
 
 def engine_names():
-    from core.engines import ENGINES
+    from flame_lipsync.pipeline.engines import ENGINES
     return tuple(ENGINES)
 
 
@@ -202,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
     bake.add_argument("--export-npy")
     bake.add_argument("--style", help="neural engine: speaking style (default: average of the voices)")
     bake.add_argument("--manifest", help="CSV of jobs: audio,head,out[,object,transcript,engine,mode,fps]")
+    bake.add_argument("--stash", action="store_true",
+                      help="move an action of the artist's on the head's shape keys to an NLA track (kept "
+                           "unchanged) instead of refusing the bake")
+    bake.add_argument("--overwrite", action="store_true", help="manifest: replace outputs that already exist")
+    bake.add_argument("--allow-outside", action="store_true",
+                      help="manifest: allow outputs outside the manifest's folder")
+    bake.add_argument("--allow-truncated", action="store_true",
+                      help="bake audio cut short (fewer samples than its header declares), with a warning")
     bake.set_defaults(func=cmd_bake)
 
     preview = sub.add_parser("preview", help="render a baked .blend to a movie with sound")
@@ -210,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--stills", help="also write 4 evenly spaced PNG frames to this folder")
     preview.set_defaults(func=cmd_preview)
 
-    train = sub.add_parser("train", help="train the neural engine's network (models/train.py)")
-    train.add_argument("--config", required=True, help="a JSON config, e.g. models/configs/voca.json")
+    train = sub.add_parser("train", help="train the neural engine's network (training/train.py)")
+    train.add_argument("--config", required=True, help="a JSON config, e.g. training/configs/voca.json")
     train.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a config value, e.g. --set train.epochs=10 --set name=quick")
@@ -234,15 +436,34 @@ def main(argv=None) -> int:
     if argv is None and "--" in sys.argv:  # blender -b -P cli.py -- bake ...
         argv = sys.argv[sys.argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
-    from core.audio import AudioError
-    from core.mesh_io import MeshError
-
+    import warnings
+    warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
     try:
         args.func(args)
-    except (AudioError, MeshError, FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl+C): outputs not yet renamed into place were removed", file=sys.stderr)
+        return 130
+    except Exception as err:  # every failure is one line, never a traceback
+        if os.environ.get("FLAME_LIPSYNC_DEBUG"):
+            raise
+        print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
     return 0
+
+
+def user_message(err: BaseException) -> str:
+    """One line that says what happened (and, from our errors, what to do)."""
+    from flame_lipsync.core.atomic import describe
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) or \
+            (isinstance(err, FileNotFoundError) and err.filename):
+        reason, todo = describe(err)
+        where = f" '{err.filename}'" if err.filename else ""
+        return f"could not use{where}: {reason}; {todo}"
+    if isinstance(err, (ValueError, RuntimeError, FileNotFoundError)) and text:
+        return text
+    return (f"unexpected {type(err).__name__}{': ' + text if text else ''} (a bug: please report it with "
+            "the command line; FLAME_LIPSYNC_DEBUG=1 shows the traceback)")
 
 
 def exit_now(code: int) -> None:
@@ -257,4 +478,5 @@ def exit_now(code: int) -> None:
 
 
 if __name__ == "__main__":
+    bootstrap()
     exit_now(main())

@@ -6,7 +6,10 @@ checks here are the only place bad dialogue is caught.
 """
 from __future__ import annotations
 
+import contextvars
 import math
+import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,13 @@ from . import audio_numpy
 DEFAULT_RATE = 16000  # what speech models (wav2vec, DeepSpeech, pocketsphinx) expect
 SILENCE_PEAK = 1e-4   # -80 dBFS: below this there is nothing to lip-sync to
 FORMATS_HINT = "export the dialogue as WAV/FLAC/OGG/MP3/AIFF"
+MIN_RATE, MAX_RATE = 4000, 384000   # a header outside this range is damaged, not audio
+SPEECH_FLOOR_DB = -60.0  # loudest 2% of 20 ms frames (DC removed) below this: no speech
+                         # (the shared speech clips sit at -30..-16 dBFS)
+
+# A file cut short (fewer samples than its header declares) is refused; a caller that
+# sets this to True (cli.py --allow-truncated) gets a warning naming the missing seconds.
+ALLOW_TRUNCATED = contextvars.ContextVar("flame_lipsync_allow_truncated", default=False)
 
 
 def _optional(module: str):
@@ -67,7 +77,64 @@ def load_speech(path, rate: int = DEFAULT_RATE, fps: float = 30.0) -> Speech:
             data, file_rate = _read_aud(path, reason)  # Blender's ffmpeg reads more (AAC, M4A...)
     else:
         data, file_rate = _decode_without_soundfile(path)
+    if not MIN_RATE <= file_rate <= MAX_RATE:
+        raise AudioError(f"Audio file '{path}' declares a sample rate of {file_rate} Hz, outside "
+                         f"{MIN_RATE // 1000} kHz-{MAX_RATE // 1000} kHz: its header is damaged or it is not "
+                         f"speech audio; {FORMATS_HINT} again.")
+    _check_length(path, len(data), file_rate, soundfile)
     return speech_from_array(data, file_rate, rate, fps, source=str(path))
+
+
+def declared_frames(path) -> int | None:
+    """Sample frames a WAV/AIFF header declares (None: not WAV/AIFF, or a streaming
+    header with no length). Reads the header only."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12:
+        return None
+    if head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE":
+        e = ">" if head[:4] == b"RIFX" else "<"
+        pos, block = 12, None
+        while pos + 8 <= len(head):
+            cid, (size,) = head[pos:pos + 4], struct.unpack(e + "I", head[pos + 4:pos + 8])
+            if cid == b"fmt " and pos + 8 + 16 <= len(head):
+                block = struct.unpack(e + "H", head[pos + 8 + 12:pos + 8 + 14])[0]
+            elif cid == b"data":
+                if not block or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block
+            pos += 8 + size + (size & 1)
+        return None
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        pos = 12
+        while pos + 8 <= len(head):
+            cid, (size,) = head[pos:pos + 4], struct.unpack(">I", head[pos + 4:pos + 8])
+            if cid == b"COMM" and pos + 8 + 6 <= len(head):
+                return struct.unpack(">I", head[pos + 10:pos + 14])[0]
+            pos += 8 + size + (size & 1)
+    return None
+
+
+def _check_length(path: Path, frames: int, file_rate: int, soundfile=None) -> None:
+    """Refuse a file cut short: fewer sample frames than its header declares."""
+    declared = declared_frames(path)
+    if declared is None and soundfile is not None and path.suffix.lower() in _EXACT_LENGTH:
+        try:
+            declared = int(soundfile.info(str(path)).frames)
+        except Exception:  # noqa: BLE001 - the decode already succeeded; no declared length then
+            declared = None
+    if not declared or frames >= declared - file_rate // 100:
+        return
+    have, missing = frames / file_rate, (declared - frames) / file_rate
+    message = (f"Audio file '{path}' is cut short: its header declares {declared / file_rate:.2f} s but "
+               f"the file holds {have:.2f} s ({missing:.2f} s missing at the end)")
+    if not ALLOW_TRUNCATED.get():
+        raise AudioError(f"{message}; export or copy it again, or bake what is there with "
+                         "--allow-truncated.")
+    warnings.warn(f"{message}; baking the {have:.2f} s that are there.", stacklevel=3)
 
 
 def _undecodable(path, reason: str) -> AudioError:
@@ -161,11 +228,33 @@ def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float
     if peak < SILENCE_PEAK:
         raise AudioError(f"Audio '{source}' has no speech signal ({_level(peak)}): "
                          f"check the strip/recording is not muted and the right file is used.")
+    level = speech_level_db(mono, rate)
+    if level < SPEECH_FLOOR_DB:
+        raise AudioError(f"Audio '{source}' has no speech in it (its loudest moments reach {level:.0f} dBFS "
+                         f"once any DC offset is removed; speech reaches -40 dBFS or more): check the strip/recording "
+                         f"is not muted and the right file or channel is used.")
 
     out = resample(mono, rate, target_rate)
     # Resampling filters overshoot slightly on full-scale input; keep the [-1, 1] promise.
     np.clip(out, -1.0, 1.0, out=out)
     return Speech(samples=out, rate=int(target_rate), source=source)
+
+
+def speech_level_db(mono: np.ndarray, rate: int) -> float:
+    """Level of the loudest 2% of 20 ms frames, each with its mean (DC, rumble below
+    ~50 Hz) removed, in dBFS: a constant offset or a noise floor reads very low, any
+    speech recording -40 dBFS or more."""
+    n = max(1, int(rate * 0.02))
+    m = len(mono) // n
+    if m == 0:
+        frames = mono[None, :].astype(np.float64)
+    else:
+        frames = mono[:m * n].reshape(m, n)
+    mean = frames.mean(axis=1, dtype=np.float64)
+    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frames.shape[1] - mean * mean
+    rms = np.sqrt(np.maximum(power, 0.0))
+    loud = float(np.percentile(rms, 98))
+    return 20 * math.log10(loud) if loud > 0 else -math.inf
 
 
 def resample(samples, from_rate, to_rate) -> np.ndarray:

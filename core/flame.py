@@ -9,6 +9,11 @@ FACE_COUNT = 9976
 UPPER_LIP_EDGE = 3546
 LOWER_LIP_EDGE = 3504
 
+# FLAME's face list, as a fingerprint: sha256 of the triangles, each sorted, rows
+# sorted, int32 little endian (core.mesh_io.face_list_digest). The same for all four
+# shared heads; 5023 vertices in another order, or other faces, give another one.
+FACE_LIST_SHA256 = "cb2e0bc686b21ecbd4b1d090ee78d903dadb5346bc64ea6791a158cf67b48fbd"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ASSETS = PROJECT_ROOT.parent / "shared" / "assets"
 FLAME_ASSETS = SHARED_ASSETS / "flame"

@@ -15,16 +15,18 @@ chunks, each (t, N, 3) or a single frame (N, 3), so a 600 s x 30 fps x 5023
 vertex take (~1.1 GB) never sits twice in memory. It writes to a temporary
 file beside the target and renames it at the end, so a failed or cancelled
 write (an exception raised by the chunk iterator) leaves any previous file
-untouched and no partial file behind.
+untouched and no partial file behind; a full disk or read-only folder raises
+`core.atomic.WriteError` naming the path.
 """
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 from typing import Iterable, Union
 
 import numpy as np
+
+from .atomic import min_size, replacing
 
 MAGIC = b"POINTCACHE2\0"
 VERSION = 1
@@ -66,9 +68,8 @@ def write_pc2(path, frames: Frames, start_frame: float, sample_rate: float = 1.0
     if not np.isfinite(start_frame) or not np.isfinite(sample_rate) or sample_rate <= 0:
         raise PC2Error(f"PC2 start_frame/sample_rate must be finite and sample_rate > 0, "
                        f"got {start_frame}, {sample_rate}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     points, samples = None, 0
-    try:
+    with replacing(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(b"\0" * HEADER_SIZE)             # patched once the count is known
             for chunk in _chunks(frames):
@@ -87,10 +88,7 @@ def write_pc2(path, frames: Frames, start_frame: float, sample_rate: float = 1.0
             f.seek(0)
             f.write(_HEADER.pack(MAGIC, VERSION, points, float(start_frame),
                                  float(sample_rate), samples))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        min_size(HEADER_SIZE + points * samples * 12)(tmp)   # every frame reached the disk
     return samples
 
 

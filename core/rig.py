@@ -25,12 +25,45 @@ CONTROLS = (
     "lower_lip_tuck",   # lower lip up and back under the upper teeth (F, V)
 )
 
+# The upper face (eyes, brows, cheeks), after the mouth: models output CONTROLS only,
+# the motion layers add these columns (ALL_CONTROLS order).
+UPPER_FACE_CONTROLS = (
+    "blink_left",        # left upper lid down over the eyeball to meet the lower lid (FLAME +x side)
+    "blink_right",       # same for the right eye (FLAME -x side)
+    "brow_raise_inner",  # inner brows up (AU1), both sides
+    "brow_raise_outer",  # outer brows up (AU2), both sides
+    "brow_furrow",       # inner brows down and together (AU4)
+    "squint",            # lids narrow, mostly the lower lid up (AU6/7), both eyes
+    "cheek_raise",       # cheeks up and forward under the eyes (AU6)
+)
+ALL_CONTROLS = CONTROLS + UPPER_FACE_CONTROLS
+
+# Which layer writes which control (the bake's F-curve groups; a layer switched off
+# leaves its columns at 0 and every other column bit-identical).
+CONTROL_LAYERS = {
+    "mouth": CONTROLS,
+    "eyes": ("blink_left", "blink_right"),
+    "brows": ("brow_raise_inner", "brow_raise_outer", "brow_furrow"),
+    "emotion": ("squint", "cheek_raise"),
+}
+LAYER_OF = {name: layer for layer, names in CONTROL_LAYERS.items() for name in names}
+assert tuple(LAYER_OF) == ALL_CONTROLS
+
+# Eyelid closure: fractions of the lid opening travelled by the upper / lower lid at
+# weight 1 (blink: the lids meet; squint: narrows to ~half).
+LID_TRAVEL = {"blink": (0.8, 0.2), "squint": (0.12, 0.33)}
+LID_CLEARANCE = 0.0002  # m: closed lid skin stays this far outside the eyeball (or as far as at rest)
+LID_SPREAD = 0.003      # m: radius over which a lift of the closed lid is shared by the skin around
+LID_DIP = 0.0002        # m: at most this much less clearance mid-blink (linear shape-key path)
+
 RIG_FILE = Path(__file__).resolve().parent / "data" / "rig_fields.npz"
 
 
 class Rig:
     def __init__(self, fields: np.ndarray, region: np.ndarray,
-                 anchor_index: np.ndarray | None = None, anchor_positions: np.ndarray | None = None):
+                 anchor_index: np.ndarray | None = None, anchor_positions: np.ndarray | None = None,
+                 upper_fields: np.ndarray | None = None, upper_region: np.ndarray | None = None,
+                 lids: dict | None = None):
         assert fields.shape == (len(CONTROLS), VERTEX_COUNT, 3)
         self.fields = fields.astype(np.float32)
         self.region = region.astype(bool)
@@ -38,6 +71,17 @@ class Rig:
         self.region_index = np.flatnonzero(self.region)
         self._region_fields = self.fields[:, self.region_index].reshape(len(CONTROLS), -1)
         self.anchor_index, self.anchor_positions = anchor_index, anchor_positions
+        # Upper face: (7, 5023, 3) on the template, and the eyelid data that rebuilds
+        # blink/squint on any head's own eyes (see eyelid_fields).
+        self.upper_fields = None if upper_fields is None else upper_fields.astype(np.float32)
+        self.upper_region = None if upper_region is None else upper_region.astype(bool)
+        self.lids = lids
+        if self.upper_fields is not None:
+            assert self.upper_fields.shape == (len(UPPER_FACE_CONTROLS), VERTEX_COUNT, 3)
+            self.all_fields = np.concatenate([self.fields, self.upper_fields])
+            self.all_region = self.region | self.upper_region
+            self._all_index = np.flatnonzero(self.all_region)
+            self._all_region_fields = self.all_fields[:, self._all_index].reshape(len(ALL_CONTROLS), -1)
 
     def offsets(self, weights: np.ndarray) -> np.ndarray:
         """(T, C) control weights -> (T, 5023, 3) float32 vertex offsets."""
@@ -47,7 +91,43 @@ class Rig:
         return out
 
     def field(self, name: str) -> np.ndarray:
-        return self.fields[CONTROLS.index(name)]
+        if name in CONTROLS:
+            return self.fields[CONTROLS.index(name)]
+        return self._upper()[UPPER_FACE_CONTROLS.index(name)]
+
+    def _upper(self) -> np.ndarray:
+        if self.upper_fields is None:
+            raise ValueError(f"{RIG_FILE} has no upper-face fields: rebuild with `make rig`")
+        return self.upper_fields
+
+    def offsets_named(self, weights: np.ndarray, names) -> np.ndarray:
+        """(T, len(names)) weights of any controls in ALL_CONTROLS -> (T, 5023, 3) float32
+        offsets on the template frame (mouth-only names give exactly `offsets`)."""
+        names = tuple(names)
+        weights = np.asarray(weights, np.float32)
+        if names == CONTROLS:
+            return self.offsets(weights)
+        self._upper()
+        unknown = [n for n in names if n not in ALL_CONTROLS]
+        if unknown:
+            raise ValueError(f"unknown rig controls {unknown}: the rig has {', '.join(ALL_CONTROLS)}")
+        full = np.zeros((len(weights), len(ALL_CONTROLS)), np.float32)
+        full[:, [ALL_CONTROLS.index(n) for n in names]] = weights
+        out = np.zeros((len(weights), VERTEX_COUNT, 3), np.float32)
+        out[:, self._all_index] = (full @ self._all_region_fields).reshape(len(weights), -1, 3)
+        return out
+
+    def all_fields_for(self, head: np.ndarray) -> np.ndarray:
+        """(17, 5023, 3) fields of ALL_CONTROLS in `head`'s coordinates. The mouth and
+        brows/cheeks follow the head frame; blink and squint are rebuilt on the head's
+        own eyeballs and lid opening, so the lids meet (and stay outside the eyeballs)
+        on every head, not only on the template."""
+        frame = self.head_frame(head)
+        upper = self._upper() @ frame.T
+        if self.lids is not None:
+            for name, field in eyelid_fields(head, self.lids, frame).items():
+                upper[UPPER_FACE_CONTROLS.index(name)] = field
+        return np.concatenate([self.fields_for(head), upper])
 
     def head_frame(self, head: np.ndarray) -> np.ndarray:
         """3x3 linear map (scale * rotation) from FLAME axes into the head's own
@@ -67,6 +147,99 @@ class Rig:
         return self.fields @ self.head_frame(head).T
 
 
+def _sphere_fit(points: np.ndarray):
+    a = np.c_[2 * points, np.ones(len(points))]
+    x = np.linalg.lstsq(a, (points ** 2).sum(1), rcond=None)[0]
+    centre = x[:3]
+    return centre, float(np.sqrt(x[3] + centre @ centre))
+
+
+def eyeball_radius(points: np.ndarray, centre: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Distance from `centre` to the eyeball surface (triangles (F, 3, 3)) along the
+    direction of each point: the eyeball (cornea bulge included) as a star-shaped mesh."""
+    d = points - centre
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    v0, e1, e2 = triangles[:, 0], triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
+    p = np.cross(d[:, None], e2[None])                      # (N, F, 3)
+    det = (e1[None] * p).sum(2)
+    det = np.where(np.abs(det) < 1e-18, 1e-18, det)
+    s = centre - v0                                         # (F, 3)
+    u = (s[None] * p).sum(2) / det
+    q = np.cross(s, e1)                                     # (F, 3)
+    w = (d @ q.T) / det
+    t = (e2 * q).sum(1)[None] / det
+    hit = (u >= -1e-6) & (w >= -1e-6) & (u + w <= 1 + 1e-6) & (t > 0)
+    return np.where(hit, t, np.inf).min(1)
+
+
+def eyelid_fields(head: np.ndarray, lids: dict, frame: np.ndarray) -> dict:
+    """blink_left, blink_right and squint built on `head` itself.
+
+    Each lid vertex turns about the horizontal axis through its eyeball's centre (the
+    lid slides over the eye), by its lid weight times the angle that brings the upper
+    margin down (and the lower margin up) to the meeting line; `LID_TRAVEL` sets the
+    shares. Turning about the centre keeps the distance to a spherical eye; where the
+    cornea bulges, skin is pushed out radially to stay `LID_CLEARANCE` outside it.
+    """
+    head = np.asarray(head, np.float64)
+    rotation = frame / np.cbrt(np.linalg.det(frame))
+    axis, up, forward = rotation[:, 0], rotation[:, 1], rotation[:, 2]
+    fields = {name: np.zeros((VERTEX_COUNT, 3), np.float32) for name in ("blink_left", "blink_right", "squint")}
+    for side in ("left", "right"):
+        centre, _ = _sphere_fit(head[lids[f"{side}_eyeball"]])
+        triangles = head[lids[f"{side}_eyeball_faces"]]
+        margin, j0, j1, t = (lids[f"{side}_{k}"] for k in ("margin", "partner0", "partner1", "partner_t"))
+        index = np.flatnonzero(lids["side"] == (1 if side == "left" else 2))
+        rest = head[index]
+
+        def elevation(points):
+            q = points - centre
+            return np.arctan2(q @ up, q @ forward)
+
+        lower_points = head[j0] * (1 - t[:, None]) + head[j1] * t[:, None]
+        opening = np.maximum(elevation(head[margin]) - elevation(lower_points), 0.0)  # per column, rad
+        columns = np.arange(len(margin))
+        upper_share = np.interp(lids["column"][index], columns, opening)
+        q = rest - centre
+        qa, qu, qf = q @ axis, q @ up, q @ forward
+        rest_radius = np.linalg.norm(q, axis=1)
+        rest_clear = rest_radius - eyeball_radius(rest, centre, triangles)
+        outside = rest_clear > 0
+        want = np.minimum(np.maximum(rest_clear, 0.0), LID_CLEARANCE)
+        for name, (down, raise_) in LID_TRAVEL.items():
+            angle = (-down * lids["upper_weight"][index] + raise_ * lids["lower_weight"][index]) * upper_share
+            c, s = np.cos(angle), np.sin(angle)
+            target = (centre + qa[:, None] * axis + (c * qf - s * qu)[:, None] * forward
+                      + (s * qf + c * qu)[:, None] * up)
+            moved = outside & (np.abs(angle) > 1e-9)
+            radius = np.linalg.norm(target - centre, axis=1)
+            surface = eyeball_radius(target[moved], centre, triangles)
+            need = np.maximum(radius[moved], surface + want[moved])
+            target[moved] = centre + (target[moved] - centre) * (need / radius[moved])[:, None]
+            # A shape key moves on the straight line rest -> target: where that chord would
+            # cut into the eye mid-blink by more than LID_DIP, lift the target further out.
+            for _ in range(12):
+                deficit = np.zeros(len(index))
+                for w in (0.2, 0.35, 0.5, 0.65, 0.8):
+                    p = rest[moved] + w * (target[moved] - rest[moved])
+                    clear = np.linalg.norm(p - centre, axis=1) - eyeball_radius(p, centre, triangles)
+                    deficit[moved] = np.maximum(deficit[moved], (want[moved] - LID_DIP - clear) / w)
+                if deficit.max() <= 1e-6:
+                    break
+                # Spread the lift over the skin around (3 mm): the closed lid lies over the
+                # cornea as one smooth sheet instead of a ridge along the margin.
+                need_lift = np.where(deficit > 0, deficit + 2e-5, 0.0)
+                source = np.flatnonzero(need_lift > 0)
+                spread = np.exp(-(np.linalg.norm(rest[:, None] - rest[None, source], axis=2) / LID_SPREAD) ** 2)
+                lift = (spread * need_lift[source]).max(1)[moved]
+                offset = target[moved] - centre
+                target[moved] = centre + offset * (1 + lift / np.linalg.norm(offset, axis=1))[:, None]
+            field = target - rest
+            key = name if name == "squint" else f"blink_{side}"
+            fields[key][index] = field
+    return fields
+
+
 @lru_cache(maxsize=1)
 def load_rig(path: Path = RIG_FILE) -> Rig:
     if not Path(path).is_file():
@@ -74,4 +247,10 @@ def load_rig(path: Path = RIG_FILE) -> Rig:
     data = np.load(path)
     if tuple(str(c) for c in data["controls"]) != CONTROLS:
         raise ValueError(f"{path} was built for other controls: rebuild with `python tools/build_rig.py`")
-    return Rig(data["fields"], data["region"], data["anchor_index"], data["anchor_positions"])
+    upper = {}
+    if "upper_fields" in data:
+        if tuple(str(c) for c in data["upper_controls"]) != UPPER_FACE_CONTROLS:
+            raise ValueError(f"{path} was built for other upper-face controls: rebuild with `make rig`")
+        lids = {k[len("lid_"):]: data[k] for k in data.files if k.startswith("lid_")}
+        upper = dict(upper_fields=data["upper_fields"], upper_region=data["upper_region"], lids=lids)
+    return Rig(data["fields"], data["region"], data["anchor_index"], data["anchor_positions"], **upper)

@@ -1,6 +1,8 @@
-"""Networks, training and datasets for the neural engine. Never imports bpy.
+"""The neural engines as the add-on runs them: network definition (voca.py), its config
+(config.py), features, numpy inference, shipped weights. Never imports bpy; training
+lives apart, in training/ (not shipped).
 
-    from models import load_model
+    from flame_lipsync.models import load_model
     model = load_model("models/weights/<name>.npz")          # torch when installed, else numpy
     controls = model.predict(samples_16k, fps=30.0, style=None)  # (T, 10) rig weights
     offsets = model.predict_offsets(samples_16k, fps=30.0)       # (T, 5023, 3) metres

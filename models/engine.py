@@ -15,20 +15,12 @@ import numpy as np
 
 from .numpy_inference import has_phone_head
 
-try:  # inside the add-on package (flame_lipsync.models) or from the checkout
-    from ..core.audio import resample
-    from ..core.coarticulation import enforce_closures, rest_in_pauses
-    from ..core.metrics import RefPhone
-    from ..core.motion import predicted_closures, smooth_controls
-    from ..core.performance import Performance
-    from ..core.rig import CONTROLS, load_rig
-except ImportError:
-    from core.audio import resample
-    from core.coarticulation import enforce_closures, rest_in_pauses
-    from core.metrics import RefPhone
-    from core.motion import predicted_closures, smooth_controls
-    from core.performance import Performance
-    from core.rig import CONTROLS, load_rig
+from ..core.audio import resample
+from ..core.coarticulation import enforce_closures, rest_in_pauses
+from ..core.metrics import RefPhone
+from ..core.motion import predicted_closures, smooth_controls
+from ..core.performance import Performance
+from ..core.rig import CONTROLS, load_rig
 
 NAME = "neural"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -42,7 +34,7 @@ VARIANTS = {
 WEIGHTS = WEIGHTS_DIR / VARIANTS[NAME][0]
 # Where the lips are sealed (core.motion.predicted_closures): the weights file's
 # meta["seal"] = {"evidence": "lips_close" | "bilabial_posterior", "threshold": t},
-# chosen on the corpus's validation voices by tools/calibrate_engine.py (highest
+# chosen on the corpus's validation voices by training/calibrate_engine.py (highest
 # closure recall keeping >= 95 % of open vowels open). Files without it: lips_close
 # >= 0.45, chosen the same way for the first shipped network.
 DEFAULT_SEAL = {"evidence": "lips_close", "threshold": 0.45}
@@ -50,7 +42,7 @@ DEFAULT_SEAL = {"evidence": "lips_close", "threshold": 0.45}
 # teacher. meta["articulation"] = {"smooth": sigma in frames at 30 fps, "gain": g}
 # undoes that: the shapes (all controls but lip contact) are smoothed, then scaled
 # by g so the mean open-vowel opening on the validation voices matches the teacher
-# (tools/calibrate_engine.py). Files without it: as the network says.
+# (training/calibrate_engine.py). Files without it: as the network says.
 DEFAULT_ARTICULATION = {"smooth": 0.0, "gain": 1.0}
 
 
@@ -62,6 +54,19 @@ def weights_path(variant: str = NAME) -> Path:
 
 def available(variant: str = NAME) -> bool:
     return weights_path(variant).is_file()
+
+
+@lru_cache(maxsize=8)
+def weights_meta(variant: str = NAME) -> dict:
+    """The weights file's JSON header alone (no parameters loaded)."""
+    import json
+    with np.load(weights_path(variant), allow_pickle=False) as data:
+        return json.loads(str(data["meta"]))
+
+
+def uses_recogniser(variant: str = NAME) -> bool:
+    """Whether the network hears pocketsphinx's phones beside the spectrum."""
+    return weights_meta(variant)["config"].get("front_end", "mel") == "mel+phones"
 
 
 def names() -> tuple[str, ...]:
@@ -76,8 +81,8 @@ def _model(backend: str = "auto", device: str | None = None, variant: str = NAME
     if not path.is_file():
         raise FileNotFoundError(f"{variant} engine weights missing at {path}: "
                                 "reinstall the add-on or train them (python cli.py train)")
-    if device == "cpu" and backend == "auto":
-        backend = "numpy"  # CPU chosen: same numbers, no torch import
+    if backend == "auto":  # torch only for a GPU: on the CPU numpy gives the same numbers
+        backend = "torch" if device in ("cuda", "mps") else "numpy"  # without importing torch
     return load_model(path, backend=backend, device=None if backend == "numpy" else device)
 
 

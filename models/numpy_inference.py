@@ -1,6 +1,6 @@
 """Pure-numpy inference for the VOCA/GDPnet network (never imports torch).
 
-Reads the .npz weights file written by `models.voca.export_weights` (no pickle) and gives the
+Reads the .npz weights file written by `training.losses.export_weights` (no pickle) and gives the
 same numbers as `models.voca.TorchPredictor` (tested to 1e-5), so the add-on animates in a
 Blender without torch.
 
@@ -15,27 +15,17 @@ import json
 
 import numpy as np
 
-try:  # inside the add-on package (flame_lipsync.models) or from the checkout
-    from ..core.phonetic import frame_count
-    from ..core.rig import load_rig
-except ImportError:
-    from core.phonetic import frame_count
-    from core.rig import load_rig
+from ..core.phonetic import frame_count
+from ..core.rig import load_rig
 
 from . import features as feats
+from .config import ModelConfig
 
-FORMAT = "flame-lipsync-voca/1"  # written by models.voca.export_weights
+FORMAT = "flame-lipsync-voca/1"  # written by training.losses.export_weights
 LEAK = 0.2  # LeakyReLU slope (models.voca uses this one)
 
 
 # ----------------------------------------------------------------------------- config / file
-
-class Config:
-    """The ModelConfig fields, read from the weights file's JSON (attribute access)."""
-
-    def __init__(self, d: dict):
-        self.__dict__.update({k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
 
 def read_weights(path):
     with np.load(path, allow_pickle=False) as data:
@@ -44,7 +34,7 @@ def read_weights(path):
             raise ValueError(f"{path} is not a {FORMAT} weights file (format {meta.get('format')!r})")
         params = {k[len("param/"):]: np.asarray(data[k], np.float32) for k in data.files if k.startswith("param/")}
         mean, std = data["norm/mean"].astype(np.float32), data["norm/std"].astype(np.float32)
-    return Config(meta["config"]), params, mean, std, meta
+    return ModelConfig.from_dict(meta["config"]), params, mean, std, meta
 
 
 def front_end(cfg) -> str:

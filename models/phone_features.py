@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-try:  # inside the add-on package (flame_lipsync.models) or from the checkout
-    from ..core.phones import ARPABET, SIL
-except ImportError:
-    from core.phones import ARPABET, SIL
+from ..core.phones import ARPABET, SIL
 
 from . import features as feats
 
@@ -50,10 +47,7 @@ def one_hot(indices: np.ndarray) -> np.ndarray:
 
 
 def _recognize(samples):
-    try:
-        from ..core.phones import recognize
-    except ImportError:
-        from core.phones import recognize
+    from ..core.phones import recognize
     return recognize(samples, feats.SAMPLE_RATE)
 
 

@@ -1,16 +1,5 @@
-"""Blender operators and bake writers (thin: read properties, call core, write data)."""
-import bpy
+"""Blender operators (thin: read properties, call the pipeline, write data) and the
+bake writers (bake.py). Registered by the add-on's __init__ from `classes`."""
+from . import environment, generate
 
-from . import generate
-
-classes = generate.classes
-
-
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+classes = generate.classes + environment.classes

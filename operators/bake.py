@@ -23,10 +23,7 @@ import os
 import bpy
 import numpy as np
 
-try:  # inside the installed extension package
-    from ..core.pc2 import write_pc2
-except ImportError:  # project root on sys.path (tests, tools)
-    from core.pc2 import write_pc2
+from ..core.pc2 import write_pc2
 
 OWNER_KEY = "flame_lipsync"
 PREFIX = "LS_"
@@ -139,8 +136,8 @@ def _conflict_action(obj, on_conflict: str):
         return ad.action
     raise BakeConflict(
         f"Shape keys of '{obj.name}' already use action '{ad.action.name}' that Lip Sync "
-        "did not create; choose 'Stash' to move it to an NLA track (kept unchanged) "
-        "and bake, or unassign it")
+        "did not create; choose 'Stash' (command line: --stash) to move it to an NLA track "
+        "(kept unchanged) and bake, or unassign it")
 
 
 # --------------------------------------------------------------------------
@@ -333,7 +330,8 @@ def _checked_chunks(vertices, n: int):
         yield chunk
 
 
-def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relative: bool = True):
+def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relative: bool = True,
+                    on_conflict: str = "refuse"):
     """Write per-frame local vertex positions to a PC2 file and play it with a
     MeshCache modifier (``LS_MeshCache``, first in the stack) so cache frame k
     shows at scene frame ``frame_start + k``.
@@ -341,7 +339,12 @@ def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relati
     vertices_local: (T, N, 3) array or an iterable of (t, N, 3) / (N, 3) chunks.
     pc2_path: absolute path (or '//'-relative to the saved .blend).
     relative: store the path as '//...' (requires a saved .blend).
+    on_conflict: as for shape keys: the cache replaces the mesh, so an action of the
+    artist's on the Key would silently stop showing; "refuse" raises BakeConflict
+    (nothing changed), "stash" moves it, unchanged, to an NLA track (Clear restores it).
     """
+    if on_conflict not in CONFLICT_CHOICES:
+        raise ValueError(f"on_conflict must be one of {CONFLICT_CHOICES}, got {on_conflict!r}")
     n = _check_mesh(obj)
     pc2_path = os.fspath(pc2_path)
     if pc2_path.startswith("//"):
@@ -358,6 +361,11 @@ def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relati
     if existing is not None and existing != owned_modifier(obj):
         raise BakeConflict(f"Modifier '{MODIFIER_NAME}' on '{obj.name}' was not created by Lip Sync; "
                            "rename it and bake again")
+    try:
+        stash = _conflict_action(obj, on_conflict)
+    except BakeConflict as err:
+        raise BakeConflict(str(err).replace("did not create;", "did not create, and a mesh cache "
+                                            "would hide it;", 1)) from None
 
     # The file first (atomic, streamed): a failed write changes nothing in Blender.
     os.makedirs(os.path.dirname(pc2_path), exist_ok=True)
@@ -395,9 +403,17 @@ def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relati
     except TypeError:   # enum-flag variant
         mod.flip_axis = set()
     rec = _record(obj)
+    if stash is not None:
+        track = _stash(stash_owner(obj), stash)
+        rec["stash_track"], rec["stashed_action"] = track.name, stash.name
     rec["modifier"], rec["pc2"] = mod.name, pc2_path
     _store(obj, rec)
     return mod
+
+
+def stash_owner(obj):
+    """The Key's animation data (where the artist's blocking action lives)."""
+    return _key(obj).animation_data
 
 
 # --------------------------------------------------------------------------

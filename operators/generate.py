@@ -5,34 +5,51 @@ import bpy
 
 from ..core.audio import AudioError
 from ..core.mesh_io import MeshError
-from . import sources
-from .job import BakeJob, Cancelled, JobSettings, compute, write
+from ..blender import sources
+from .. import pipeline
+from .job import BakeJob, Cancelled, JobSettings, write
 
 USER_ERRORS = (AudioError, MeshError, ValueError, RuntimeError, FileNotFoundError)
 
 
-def settings_from(scene, props, audio_path: str) -> JobSettings:
+def settings_from(scene, props, audio_path: str, obj=None) -> JobSettings:
     transcript = props.transcript.strip() or None
     if transcript is None and props.transcript_beside_audio:
         transcript = sources.transcript_beside(audio_path)
     frame_range = (props.frame_start, props.frame_end) if props.use_frame_range else None
-    style = props.style if props.engine.startswith("neural") and props.style not in ("", "AVERAGE") else None
-    from .environment import torch_device
-    device = torch_device() if props.engine.startswith("neural") else None  # the preferences' CPU/GPU
+    engine = pipeline.get_engine(props.engine)
+    style = props.style if engine.has_styles and props.style not in ("", "AVERAGE") else None
+    from ..blender.environment import torch_device
+    device = torch_device() if engine.uses_torch else None  # the preferences' CPU/GPU
     return JobSettings(engine=props.engine, style=style, device=device, transcript=transcript, intensity=props.intensity,
                        smoothing=props.smoothing, mode=props.bake_mode,
                        on_conflict="stash" if props.stash_existing_action else "refuse",
-                       cache_path=cache_path(props, audio_path), frame_range=frame_range)
+                       cache_path=cache_path(props, audio_path, obj), frame_range=frame_range)
 
 
-def cache_path(props, audio_path: str) -> str | None:
-    """PC2 beside the .blend (or in the chosen folder), named after the dialogue."""
+def cache_path(props, audio_path: str, obj=None) -> str | None:
+    """PC2 beside the .blend (or in the chosen folder), named after the shot (the .blend,
+    else the dialogue) and the object, so two shots or two heads never share one cache.
+    A file of that name that this object's bake did not write is not replaced: the
+    name gets a number (_2, _3...)."""
     folder = bpy.path.abspath(props.cache_folder) if props.cache_folder else (
         str(Path(bpy.data.filepath).parent) if bpy.data.filepath else None)
     if folder is None:
         return None
-    stem = Path(audio_path).stem if audio_path else "dialogue"
-    return str(Path(folder) / f"{stem}_lipsync.pc2")
+    path = cache_file(folder, bpy.data.filepath, getattr(obj, "name", "Head"), audio_path)
+    from . import bake
+    owned = bake._record(obj).get("pc2") if obj is not None else None
+    stem, number = path.stem, 1
+    while path.exists() and str(path) != owned:
+        number += 1
+        path = path.with_name(f"{stem}_{number}.pc2")
+    return str(path)
+
+
+def cache_file(folder, blend_path: str | None, object_name: str, audio_path: str | None = None) -> Path:
+    """`<shot>_<object>_lipsync.pc2`: the shot is the .blend's name (else the audio's)."""
+    shot = Path(blend_path).stem if blend_path else (Path(audio_path).stem if audio_path else "dialogue")
+    return Path(folder) / f"{bpy.path.clean_name(shot)}_{bpy.path.clean_name(object_name)}_lipsync.pc2"
 
 
 def gather(context):
@@ -46,10 +63,11 @@ def gather(context):
     else:
         speech, first = sources.file_speech(props.audio_file, scene)
         audio_path = bpy.path.abspath(props.audio_file)
-    settings = settings_from(scene, props, audio_path)
+    settings = settings_from(scene, props, audio_path, obj)
     if props.source == "STRIP":
-        # Exactly the frames where the strip plays (frame_final_end is exclusive).
-        lo, hi = strip.frame_final_start, strip.frame_final_end - 1
+        # Exactly the frames where the strip plays (the span's end is exclusive).
+        lo, end = sources.strip_span(strip)
+        hi = end - 1
         if settings.frame_range:
             lo, hi = max(lo, settings.frame_range[0]), min(hi, settings.frame_range[1])
         settings.frame_range = (lo, hi)
@@ -77,7 +95,7 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
         """Synchronous path: scripts and `blender -b`."""
         try:
             obj, speech, fps, first, settings = gather(context)
-            summary = write(obj, compute(speech, fps, first, settings), settings)
+            summary = write(obj, pipeline.perform(speech, fps, settings, first), settings)
         except USER_ERRORS as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}

@@ -7,11 +7,12 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core import atomic
 from ..core.mesh_io import load_head
-from . import sources
-from .generate import gather
-from .job import compute, head_vertices, write
-from ..core.rig import load_rig
+from ..blender import sources
+from .generate import cache_file, gather
+from .job import head_vertices, write
+from .. import pipeline
 
 RIG_NAME = "Head"
 
@@ -72,10 +73,70 @@ def add_dialogue_strip(scene, audio: str):
     return strip
 
 
+def same_file(a, b) -> bool:
+    a, b = Path(a), Path(b)
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def check_outputs(audio, head, out, export_npy=None, transcript_file=None) -> None:
+    """Before any slow work: an output never replaces an input, and can be written."""
+    outputs = [("--out", out)] + ([("--export-npy", export_npy)] if export_npy else [])
+    inputs = [("audio", audio), ("head", head)] + ([("transcript", transcript_file)] if transcript_file else [])
+    for flag, path in outputs:
+        for what, source in inputs:
+            if same_file(path, source):
+                raise ValueError(f"{flag} '{path}' is the {what} file: the bake would replace its own input; "
+                                 "choose another output path")
+    if export_npy and same_file(out, export_npy):
+        raise ValueError(f"--out and --export-npy are the same file '{out}': give them different paths")
+    if Path(out).suffix.lower() != ".blend":
+        raise ValueError(f"--out '{out}' must be a .blend file (e.g. {Path(out).with_suffix('.blend').name})")
+    for flag, path in outputs:
+        atomic.check_writable(path, flag)
+
+
+def shot_cache(out_path: Path, object_name: str) -> Path:
+    """The PC2 of a headless mesh-cache bake: beside the .blend, named after it and the object."""
+    return cache_file(out_path.parent, str(out_path), object_name)
+
+
+def save_blend(path: Path, tmp: Path) -> None:
+    """Save the scene to `tmp` (staged beside `path`) and check it is complete; the
+    rename over `path` happens when the job commits."""
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp))
+    except RuntimeError as err:
+        Path(f"{tmp}@").unlink(missing_ok=True)  # Blender's own temporary file
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "the save failed"
+        raise atomic.WriteError(f"could not write '{path}': {reason} (the previous file was left as it was); "
+                                "free some space or choose another --out.") from None
+    if not tmp.is_file():
+        raise atomic.WriteError(f"could not write '{path}': Blender did not save it (the previous file was left "
+                                "as it was); check the disk has space and the folder is writable.")
+    try:
+        atomic.check_blend(tmp)
+    except atomic.WriteError as err:
+        raise atomic.WriteError(f"could not write '{path}': {str(err).split(': ', 1)[-1]}") from None
+
+
 def bake(audio: str, head: str, out: str, object_name=None, transcript=None, engine="phonetic",
-         mode="shapekeys", fps=None, export_npy=None, style=None) -> str:
+         mode="shapekeys", fps=None, export_npy=None, style=None, on_conflict="refuse",
+         transcript_file=None) -> str:
     if not Path(audio).is_file():
-        raise FileNotFoundError(f"audio file '{audio}' does not exist")
+        what = "is a folder, not an audio file" if Path(audio).is_dir() else "does not exist"
+        raise FileNotFoundError(f"audio file '{audio}' {what}")
+    check_outputs(audio, head, out, export_npy, transcript_file)
+    out_path = Path(out).resolve()
+    with atomic.exclusive(out_path, "blend"), atomic.Staged() as staged:
+        return _bake(audio, head, out_path, object_name, transcript, engine, mode, fps, export_npy,
+                     style, on_conflict, staged)
+
+
+def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fps, export_npy, style,
+          on_conflict, staged) -> str:
     obj = open_head(head, object_name)
     scene = bpy.context.scene
     if fps:
@@ -85,8 +146,7 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
     props.source, props.strip = "STRIP", strip.name
     props.transcript = transcript or ""
     if engine not in [item.identifier for item in props.bl_rna.properties["engine"].enum_items]:
-        from ..core.engines import ENGINES
-        raise ValueError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
+        pipeline.get_engine(engine)  # raises with the reason and the choices
     props.engine = engine
     if style:
         try:
@@ -94,24 +154,30 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
         except TypeError:
             raise ValueError(f"unknown speaking style '{style}' for engine '{engine}'") from None
     props.bake_mode = {"shapekeys": "SHAPE_KEYS", "meshcache": "MESH_CACHE"}[mode]
-    out_path = Path(out).resolve()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    props.stash_existing_action = on_conflict == "stash"
     bpy.context.preferences.filepaths.save_version = 0  # no .blend1 beside batch output
-    if mode == "meshcache":  # the PC2 goes beside the saved .blend, by relative path
-        bpy.ops.wm.save_as_mainfile(filepath=str(out_path))
+    blend_tmp = staged.stage(out_path, ".blend")  # renamed over --out only when all is written
+    if mode == "meshcache":  # saved first in the output's folder: the cache's '//' path resolves there
+        save_blend(out_path, blend_tmp)
     log(f"[{Path(audio).name}] analysing speech ({engine})...")
     obj, speech, scene_fps, first, settings = gather(bpy.context)
-    performance = compute(speech, scene_fps, first, settings,
-                          stage=lambda name, f: log(f"[{Path(audio).name}] {name}"))
+    if mode == "meshcache":
+        settings.cache_path, settings.relative_cache = str(shot_cache(out_path, obj.name)), True
+        staged.protect(settings.cache_path)  # a failed job puts the previous cache back
+    performance = pipeline.perform(speech, scene_fps, settings, first,
+                                   stage=lambda name, f: log(f"[{Path(audio).name}] {name}"))
     summary = write(obj, performance, settings)
     scene.frame_start = first
     scene.frame_end = first + performance.frame_count - 1
-    bpy.ops.wm.save_as_mainfile(filepath=str(out_path))
+    save_blend(out_path, blend_tmp)
     if export_npy:
-        head_local = head_vertices(obj)
-        fields = load_rig().fields_for(head_local).reshape(len(performance.control_names), -1)
-        vertices = head_local[None] + (performance.controls @ fields).reshape(performance.frame_count, -1, 3)
-        np.save(export_npy, vertices.astype(np.float32))
+        npy = Path(export_npy).resolve()
+        tmp = staged.stage(npy, ".npy")
+        vertices = pipeline.pose(performance, head_vertices(obj))
+        try:
+            atomic.write_npy_blocks(tmp, vertices.shape, vertices.dtype, (vertices,))
+        except atomic.WriteError as err:
+            raise atomic.WriteError(str(err).replace(str(tmp), str(npy))) from None
     return f"{summary}; saved {out_path}"
 
 

@@ -1,68 +1,17 @@
 """One lip-sync job: compute off the main thread, then write Blender data.
 
-The computing half (engine, smoothing, intensity) touches no bpy data, so it
+The computing half (pipeline.perform: engine, motion) touches no bpy data, so it
 runs in a worker thread while Blender stays responsive; the writing half runs
 on the main thread in one go. Cancelling before the write leaves the scene as
 it was: nothing is written until the computation has finished.
 """
 import threading
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import motion
-from ..core.engines import run_engine
-from ..core.rig import CONTROLS, load_rig
-
-
-class Cancelled(Exception):
-    pass
-
-
-@dataclass
-class JobSettings:
-    engine: str = "phonetic"
-    style: str | None = None          # neural engine: a training voice, None = their average
-    device: str | None = None         # neural engine: "cpu", "cuda" or "mps" (preferences)
-    transcript: str | None = None
-    intensity: float = 1.0
-    smoothing: float = 0.0
-    mode: str = "SHAPE_KEYS"          # or "MESH_CACHE"
-    on_conflict: str = "refuse"       # or "stash"
-    cache_path: str | None = None     # PC2 file (absolute) for MESH_CACHE
-    relative_cache: bool = True
-    frame_range: tuple[int, int] | None = None   # keep only these scene frames
-
-
-def compute(speech, fps: float, first_frame: int, settings: JobSettings, stage=lambda name, f: None,
-            cancelled=lambda: False):
-    """Speech -> Performance with controls only (offsets come from the head's frame)."""
-    stage("recognising speech", 0.05)
-    options = {"style": settings.style} if settings.style else {}
-    if settings.device:
-        options["device"] = settings.device
-    performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
-                             with_offsets=False, **options)
-    if cancelled():
-        raise Cancelled()
-    stage("shaping motion", 0.85)
-    performance = motion.smooth(performance, settings.smoothing)
-    performance = motion.apply_intensity(performance, settings.intensity)
-    if settings.frame_range:
-        performance = clip_to_frames(performance, *settings.frame_range)
-    if cancelled():
-        raise Cancelled()
-    return performance
-
-
-def clip_to_frames(performance, start: int, end: int):
-    first = performance.first_frame
-    lo, hi = max(start - first, 0), min(end - first + 1, performance.frame_count)
-    if hi <= lo:
-        raise ValueError(f"frame range {start}-{end} does not overlap the dialogue "
-                         f"(frames {first}-{first + performance.frame_count - 1})")
-    return performance.with_(controls=performance.controls[lo:hi], first_frame=first + lo)
+from .. import pipeline
+from ..pipeline import Cancelled, Settings as JobSettings  # noqa: F401  (the operators' names)
 
 
 def head_vertices(obj) -> np.ndarray:
@@ -86,28 +35,20 @@ def write(obj, performance, settings: JobSettings) -> str:
     if other:
         bake.clear_bake(obj)
     head = head_vertices(obj)
-    fields = load_rig().fields_for(head)
     frames = f"frames {performance.first_frame}-{performance.first_frame + performance.frame_count - 1}"
     if settings.mode == "SHAPE_KEYS":
-        action = bake.bake_shape_keys(obj, CONTROLS, fields, performance.controls,
-                                      performance.first_frame, settings.on_conflict)
-        return f"baked {len(CONTROLS)} shape keys on '{obj.name}', action '{action.name}', {frames}"
+        action = bake.bake_shape_keys(obj, performance.control_names, pipeline.head_fields(head),
+                                      performance.controls, performance.first_frame, settings.on_conflict)
+        return f"baked {len(performance.control_names)} shape keys on '{obj.name}', action '{action.name}', {frames}"
     if not settings.cache_path:
         raise ValueError("mesh cache needs a file: save the .blend first or choose a cache folder")
-    flat = fields.reshape(len(CONTROLS), -1)
-
-    def chunks(size=600):  # bounded memory for long dialogue
-        for lo in range(0, performance.frame_count, size):
-            weights = performance.controls[lo:lo + size]
-            yield head[None] + (weights @ flat).reshape(len(weights), -1, 3)
-
-    modifier = bake.bake_mesh_cache(obj, chunks(), performance.first_frame, settings.cache_path,
-                                    settings.relative_cache)
+    modifier = bake.bake_mesh_cache(obj, pipeline.pose_blocks(performance, head), performance.first_frame, settings.cache_path,
+                                    settings.relative_cache, settings.on_conflict)
     return f"baked mesh cache '{modifier.name}' on '{obj.name}' ({settings.cache_path}), {frames}"
 
 
 class BakeJob:
-    """Runs `compute` in a thread; the modal operator polls it and can cancel."""
+    """Runs `pipeline.perform` in a thread; the modal operator polls it and can cancel."""
 
     def __init__(self, speech, fps, first_frame, settings: JobSettings):
         self.args = (speech, fps, first_frame, settings)
@@ -126,7 +67,9 @@ class BakeJob:
 
     def _run(self):
         try:
-            self.result = compute(*self.args, stage=self._report, cancelled=self._cancel.is_set)
+            speech, fps, first_frame, settings = self.args
+            self.result = pipeline.perform(speech, fps, settings, first_frame,
+                                           stage=self._report, cancelled=self._cancel.is_set)
         except Exception as err:  # surfaced to the user by the operator
             self.error = err
 

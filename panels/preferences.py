@@ -1,12 +1,12 @@
 """Add-on preferences: what this Blender's Python provides, CPU/GPU, a studio's own
-site-packages, and the optional PyTorch download. Layout only; operators/environment.py
+site-packages, and the optional PyTorch download. Layout only; blender/environment.py
 does the work."""
 import sys
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..operators import environment
+from ..blender import environment
 
 
 def _extra_site_packages_changed(self, context):
@@ -89,16 +89,4 @@ class FlameLipSyncPreferences(bpy.types.AddonPreferences):
             box.label(text=f"Into: {target}")
 
 
-classes = (*environment.classes, FlameLipSyncPreferences)
-
-
-def register():
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    environment.enable()
-
-
-def unregister():
-    environment.disable()
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+classes = (FlameLipSyncPreferences,)

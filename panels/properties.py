@@ -2,20 +2,21 @@
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from ..core.engines import ENGINES
+from ..blender.sources import sound_strips, strip_span
+from ..pipeline.engines import ENGINES
 
 
 def _strip_items(self, context):
-    from ..operators.sources import sound_strips
     strips = sound_strips(context.scene) if context and context.scene else []
-    return [(s.name, s.name, f"frames {s.frame_final_start}-{s.frame_final_end}") for s in strips] \
+    return [(s.name, s.name, "frames {}-{}".format(*strip_span(s))) for s in strips] \
         or [("", "(no sound strips)", "Add a sound strip in the Video Sequencer")]
 
 
 def _style_items(self, context):
-    from ..core.engines import neural
+    engine = ENGINES.get(context.scene.flame_lipsync.engine) if context and context.scene else None
+    styles = engine.styles() if engine is not None else ()
     return [("AVERAGE", "Average", "The average of the training voices (any speaker)")] + \
-        [(name, name, f"Speaking style learnt from the voice '{name}'") for name in neural.style_names()]
+        [(name, name, f"Speaking style learnt from the voice '{name}'") for name in styles]
 
 
 class FlameLipSyncSettings(bpy.types.PropertyGroup):
@@ -28,7 +29,7 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
     transcript_beside_audio: BoolProperty(
         name="Use .txt Beside Audio", default=True,
         description="If the transcript is empty, read a .txt with the audio's name next to it")
-    engine: EnumProperty(name="Engine", items=[(k, k.replace("_", " ").title(), d) for k, (_, d) in ENGINES.items()])
+    engine: EnumProperty(name="Engine", items=[(k, k.replace("_", " ").title(), e.description) for k, e in ENGINES.items()])
     style: EnumProperty(name="Speaking Style", items=_style_items,
                         description="Neural engine: whose speaking style to imitate")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=2.0,
@@ -50,11 +51,3 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
 
 
 classes = (FlameLipSyncSettings,)
-
-
-def register():
-    bpy.types.Scene.flame_lipsync = bpy.props.PointerProperty(type=FlameLipSyncSettings)
-
-
-def unregister():
-    del bpy.types.Scene.flame_lipsync

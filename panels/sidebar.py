@@ -2,6 +2,7 @@
 import bpy
 
 from ..core.flame import VERTEX_COUNT
+from ..pipeline.engines import ENGINES
 
 
 class FLAMELIPSYNC_PT_main(bpy.types.Panel):
@@ -34,7 +35,7 @@ class FLAMELIPSYNC_PT_main(bpy.types.Panel):
 
         col = layout.column()
         col.prop(props, "engine")
-        if props.engine.startswith("neural"):  # neural, neural_fast
+        if props.engine in ENGINES and ENGINES[props.engine].has_styles:
             col.prop(props, "style")
         col.prop(props, "intensity", slider=True)
         col.prop(props, "smoothing")

@@ -1,27 +1,25 @@
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+try:  # the checkout is the package `flame_lipsync`, linked into the environment by `make venv`
+    from flame_lipsync.core.flame import FLAME_ASSETS, SPEECH_ASSETS
+except ModuleNotFoundError as err:
+    raise pytest.UsageError(f"{err}: run the tests through `make test` (it links the checkout "
+                            "into .venv as the package flame_lipsync)") from None
 
-from core.flame import FLAME_ASSETS, SPEECH_ASSETS  # noqa: E402
 
-
-def _require(path: Path) -> Path:
+def _require(path):
     if not path.exists():
         pytest.skip(f"shared assets not found at {path} (clone the project beside ../shared)")
     return path
 
 
 @pytest.fixture
-def flame_dir() -> Path:
+def flame_dir():
     return _require(FLAME_ASSETS)
 
 
 @pytest.fixture
-def speech_dir() -> Path:
+def speech_dir():
     return _require(SPEECH_ASSETS)
 
 

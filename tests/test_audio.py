@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from core.audio import (
+from flame_lipsync.core.audio import (
     AudioError, Speech, load_speech, loudness_envelope, resample, speech_from_array,
 )
 

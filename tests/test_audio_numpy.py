@@ -21,9 +21,9 @@ import sys
 import numpy as np
 import pytest
 
-from core import audio, audio_numpy
-from core.audio import AudioError, load_speech
-from core.audio_numpy import DecodeError, read_wav_aiff, resample
+from flame_lipsync.core import audio, audio_numpy
+from flame_lipsync.core.audio import AudioError, load_speech
+from flame_lipsync.core.audio_numpy import DecodeError, read_wav_aiff, resample
 
 soundfile = pytest.importorskip("soundfile")
 
@@ -220,7 +220,7 @@ def test_phonetic_engine_same_controls_without_soundfile(speech_dir, without):
     """End to end: a 44.1 kHz clip read in numpy (+ soxr) animates exactly like soundfile's."""
     pytest.importorskip("pocketsphinx")
     pytest.importorskip("soxr")
-    from core.engines import run_engine
+    from flame_lipsync.pipeline.engines import run_engine
     path = speech_dir / "english.wav"
     reference = run_engine("phonetic", load_speech(path), 30.0, with_offsets=False)
     without("soundfile", "aud")
@@ -283,11 +283,10 @@ def test_aud_reads_what_soundfile_cannot(speech_dir, tmp_path):
 
 AUD_BAD_FILES = r'''
 import sys
-sys.path.insert(0, sys.argv[1])
 import bpy, aud
 from pathlib import Path
-from core import audio
-for path in sys.argv[2:]:
+from flame_lipsync.core import audio
+for path in sys.argv[2:]:  # argv[1]: the checkout (unused: flame_lipsync is installed)
     try:
         audio._read_aud(Path(path))
         print("READ", path)

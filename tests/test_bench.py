@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tools import bench
+from flame_lipsync.tools import bench
 
 
 def test_long_clip_is_cut_with_its_words(speech_dir, tmp_path):
@@ -61,7 +61,7 @@ def test_bench_end_to_end_on_3_seconds(speech_dir, flame_dir, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "bench.json").read_text())
     cases = results["cases"]
-    from core.engines import ENGINES
+    from flame_lipsync.pipeline.engines import ENGINES
     engine_rows = [r for r in cases if r["kind"] == "engine"]
     assert len(engine_rows) == len(ENGINES) * 2 * 2  # with/without transcript x 2 bake modes
     assert {(r["transcript"], r["mode"]) for r in engine_rows} == {

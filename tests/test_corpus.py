@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.phonetic import frame_count
-from core.rig import CONTROLS
-from models import augment
-from models.corpus import iter_utterances, load_manifest, select, vertex_offsets
+from flame_lipsync.core.phonetic import frame_count
+from flame_lipsync.core.rig import CONTROLS
+from flame_lipsync.training import augment
+from flame_lipsync.training.corpus import iter_utterances, load_manifest, select, vertex_offsets
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE, FPS = 16000, 30.0
@@ -31,7 +31,7 @@ def tiny_corpus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("corpus")
     (tmp / "sentences.txt").write_text("# test sentences\n" + "\n".join(SENTENCES) + "\n")
     out = tmp / "corpus"
-    cmd = [sys.executable, str(ROOT / "tools" / "build_corpus.py"), "--out", str(out),
+    cmd = [sys.executable, "-m", "flame_lipsync.training.build_corpus", "--out", str(out),
            "--sentence-file", str(tmp / "sentences.txt"), "--sentences", "3", "--seed", "1",
            "--voices", TRAIN_VOICE, "--val-voices", VAL_VOICE, "--test-voices", "",
            "--per-sentence", "1", "--heldout-sentences", "3", "--augmented", "1",
@@ -103,7 +103,7 @@ def test_augmented_copies_keep_targets_in_step(tiny_corpus):
     root = Path(m["_root"])
     for u in select(m, augmented=True):
         assert u["augmentation"]
-        from models.corpus import load_utterance
+        from flame_lipsync.training.corpus import load_utterance
         copy, source = load_utterance(root / u["file"]), load_utterance(root / f"utt/{u['source']}.npz")
         if u["augmentation"]["targets"].startswith("copied"):
             np.testing.assert_array_equal(copy.controls, source.controls)
@@ -111,14 +111,14 @@ def test_augmented_copies_keep_targets_in_step(tiny_corpus):
 
 
 def test_command_prints_its_packages():
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_corpus.py"), "--apt-packages"],
+    r = subprocess.run([sys.executable, "-m", "flame_lipsync.training.build_corpus", "--apt-packages"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "espeak-ng" in r.stdout.split()
 
 
 def test_sentences_cover_arpabet_in_dictionary():
-    from core.phones import ARPABET, normalise_transcript, _dictionary
-    from tools.build_corpus import generate_sentences, read_sentences
+    from flame_lipsync.core.phones import ARPABET, normalise_transcript, _dictionary
+    from flame_lipsync.training.build_corpus import generate_sentences, read_sentences
     import pocketsphinx
     written = read_sentences()
     assert len(written) >= 200 and len(set(written)) == len(written)
@@ -250,7 +250,7 @@ def test_speed_change_warps_targets_consistently():
 def test_speed_recomputed_targets_agree_with_time_warp(tiny_corpus):
     """The builder recomputes targets from time-scaled phones; on average that is
     the time warp (the rules' fixed durations make small local differences)."""
-    from tools.build_corpus import recompute_targets
+    from flame_lipsync.training.build_corpus import recompute_targets
     utt = next(iter_utterances(tiny_corpus, "train", augmented=False))
     for factor in (0.9, 1.1):
         y = augment.speed(utt.audio, factor)
@@ -285,7 +285,7 @@ def test_pitch_and_formant_shifts_keep_length_and_timing():
 
 
 def test_augmentation_is_seeded():
-    from tools.build_corpus import choose_augmentation
+    from flame_lipsync.training.build_corpus import choose_augmentation
     a = [choose_augmentation(np.random.default_rng([5, k])) for k in range(20)]
     b = [choose_augmentation(np.random.default_rng([5, k])) for k in range(20)]
     assert a == b and all(a)

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from core.engines import ENGINES
-from core.metrics import best_lag
-from tools import evaluate
+from flame_lipsync.pipeline.engines import ENGINES
+from flame_lipsync.core.metrics import best_lag
+from flame_lipsync.tools import evaluate
 
 CLIPS = ("cards/001.wav", "librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -136,7 +136,7 @@ def test_missing_masks_skip_mask_metrics(clips, tmp_path):
 
 
 def test_cli_eval_reports_bad_input(tmp_path, capsys):
-    import cli
+    from flame_lipsync import cli
     assert cli.main(["eval", "--audio-dir", str(tmp_path)]) == 2
     assert "no audio" in capsys.readouterr().err
     assert cli.main(["eval", "--engine", "nope", "--audio-dir", str(tmp_path)]) == 2

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE, VERTEX_COUNT
-from core.metrics import (
+from flame_lipsync.core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE, VERTEX_COUNT
+from flame_lipsync.core.metrics import (
     OPENNESS, RefPhone, best_lag, bilabial_closure_recall, jitter, lip_gap,
     lip_vertex_error, lipsync_report, load_reference_phones, loudness_correlation,
     mean_vertex_error, open_vowel_rate, pause_rest_rate, pauses, phone_openness,
@@ -235,7 +235,7 @@ def test_real_phone_file(speech_dir):
 
 
 def test_closure_events_count_slams_away_from_mpb():
-    from core.metrics import closure_events
+    from flame_lipsync.core.metrics import closure_events
     gap = talking_gap()  # closed on M, P, B only; silence at rest (2 mm, also "closed")
     assert closure_events(gap, PHONES, FPS) == (0, 3)
     gap[frames(0.65, 0.75)] = 0.001  # mid-"AA" (far from M/P): one spurious closure

@@ -12,12 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from core.flame import VERTEX_COUNT  # noqa: E402
-from core.rig import CONTROLS, load_rig  # noqa: E402
-from models import features as feats  # noqa: E402
-from models import numpy_inference as npi  # noqa: E402
-from models import voca  # noqa: E402
-from models.train import train, write_synthetic_corpus  # noqa: E402
+from flame_lipsync.core.flame import VERTEX_COUNT  # noqa: E402
+from flame_lipsync.core.rig import CONTROLS, load_rig  # noqa: E402
+from flame_lipsync.models import features as feats  # noqa: E402
+from flame_lipsync.models import numpy_inference as npi  # noqa: E402
+from flame_lipsync.models import voca  # noqa: E402
+from flame_lipsync.training import losses as training_losses  # noqa: E402
+from flame_lipsync.training.train import train, write_synthetic_corpus  # noqa: E402
 
 SMALL = dict(conv_channels=(8, 8, 16, 16), fc_sizes=(32,), latent=12, n_styles=3, style_names=("a", "b", "c"),
              controls_k=6, vertex_k=8)
@@ -111,8 +112,8 @@ def test_forward_shapes_and_losses(switches):
     assert (model.mesh_ae is not None) == (cfg.guidance != "none")
     fields = torch.as_tensor(load_rig().fields.reshape(len(CONTROLS), -1))
     controls = torch.rand(b * s, len(CONTROLS))
-    terms = voca.losses(model, out, controls, None, fields, None,
-                        voca.LossWeights(rig_vertices=1.0, lip_weight=2.0), seq_len=s)
+    terms = training_losses.losses(model, out, controls, None, fields, None,
+                        training_losses.LossWeights(rig_vertices=1.0, lip_weight=2.0), seq_len=s)
     assert torch.isfinite(terms["total"])
     if cfg.guidance != "none":
         assert "guidance" in terms and "mesh_reconstruction" in terms
@@ -125,9 +126,9 @@ def test_pca_init_reproduces_pca_reconstruction():
     # vertex targets made by the rig from controls (as the corpus), and a generic matrix (as VOCASET)
     fields = load_rig().fields.reshape(len(CONTROLS), -1).astype(np.float64)
     controls = rng.uniform(0, 1, (300, len(CONTROLS))) * rng.uniform(0.2, 1, len(CONTROLS))
-    mean, comps, std = voca.pca(controls, 50, basis=fields)
+    mean, comps, std = training_losses.pca(controls, 50, basis=fields)
     assert comps.shape == (10, fields.shape[1])  # k = min(50, rank)
-    direct = voca.pca(controls @ fields, 10)  # the same PCA on the full matrix
+    direct = training_losses.pca(controls @ fields, 10)  # the same PCA on the full matrix
     np.testing.assert_allclose(np.abs(comps @ direct[1].T), np.eye(10), atol=1e-4)
     np.testing.assert_allclose(std, direct[2], rtol=1e-4)
 
@@ -149,7 +150,7 @@ def test_pca_init_reproduces_pca_reconstruction():
 
 def test_pca_k_is_min_of_50_and_rank():
     data = np.random.default_rng(1).normal(size=(40, 7)) @ np.random.default_rng(2).normal(size=(7, 300))
-    _, comps, _ = voca.pca(data, 50)
+    _, comps, _ = training_losses.pca(data, 50)
     assert comps.shape == (7, 300)
 
 
@@ -160,7 +161,7 @@ def test_numpy_forward_equals_torch(switches):
     model = random_model(**switches).eval()
     cfg = model.cfg
     params = {k: v.numpy() for k, v in model.inference_state_dict().items()}
-    numpy_model = npi.NumpyModel(npi.Config(cfg.to_dict()), params, np.zeros(41), np.ones(41))
+    numpy_model = npi.NumpyModel(voca.ModelConfig.from_dict(cfg.to_dict()), params, np.zeros(41), np.ones(41))
     rng = np.random.default_rng(0)
     windows = rng.normal(size=(32, cfg.window, cfg.n_features)).astype(np.float32)
     style = np.eye(3, dtype=np.float32)[np.arange(32) % 3]
@@ -176,7 +177,7 @@ def test_exported_file_numpy_equals_torch(tmp_path):
     rng = np.random.default_rng(0)
     mean, std = rng.normal(-5, 1, 41).astype(np.float32), rng.uniform(1, 3, 41).astype(np.float32)
     path = tmp_path / "w.npz"
-    voca.export_weights(model, path, mean, std)
+    training_losses.export_weights(model, path, mean, std)
     with np.load(path, allow_pickle=False) as data:  # readable without pickle
         assert not any(k.startswith("param/mesh_ae") for k in data.files)
     torch_model, numpy_model = voca.load_model(path, device="cpu"), npi.load_model(path)
@@ -198,7 +199,7 @@ def test_exported_file_numpy_equals_torch(tmp_path):
 def test_export_size_of_full_model(tmp_path):
     model = voca.VOCA(voca.ModelConfig(n_styles=40, dense=True, attention=True))  # 50 PCA components
     path = tmp_path / "w.npz"
-    voca.export_weights(model, path, np.zeros(41), np.ones(41))
+    training_losses.export_weights(model, path, np.zeros(41), np.ones(41))
     size = path.stat().st_size
     assert size < 20e6
     print(f"\nfull-size export (k=50 vertex basis, 40 styles): {size / 1e6:.1f} MB")
@@ -209,7 +210,7 @@ def test_export_size_of_full_model(tmp_path):
 def test_chunked_equals_unchunked_both_backends(tmp_path):
     model = random_model(attention=True)
     path = tmp_path / "w.npz"
-    voca.export_weights(model, path, np.full(41, -6, np.float32), np.full(41, 3, np.float32))
+    training_losses.export_weights(model, path, np.full(41, -6, np.float32), np.full(41, 3, np.float32))
     y = np.tile(speech_like(3.0), 3)  # 9 s
     for predictor in (npi.load_model(path), voca.load_model(path, device="cpu")):
         whole = predictor.predict_all(y, 30.0, 0, chunk_seconds=float("inf"))
@@ -245,7 +246,7 @@ def corpus(tmp_path_factory):
 
 
 def test_synthetic_corpus_reads_with_models_corpus(corpus):
-    from models import corpus as corpus_api
+    from flame_lipsync.training import corpus as corpus_api
     manifest = corpus_api.load_manifest(corpus)
     assert set(manifest["splits"]) == {"train", "val", "test"}
     assert not set(manifest["splits"]["train"]) & set(manifest["splits"]["val"])  # held-out voices
@@ -284,8 +285,7 @@ def test_resume_continues_from_checkpoint(tmp_path, corpus):
 
     path = tmp_path / "b.json"
     path.write_text(json.dumps(cfg))
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import cli
+    from flame_lipsync import cli
     assert cli.main(["train", "--config", str(path), "--resume"]) == 0  # the CLI subcommand
     a = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "run" / "last.pt", weights_only=True)
@@ -299,12 +299,12 @@ def test_resume_continues_from_checkpoint(tmp_path, corpus):
 
 @pytest.fixture(scope="module")
 def vocaset_dir(tmp_path_factory):
-    from models import vocaset
+    from flame_lipsync.training import vocaset
     return vocaset.write_synthetic(tmp_path_factory.mktemp("vocaset"), sentences=2, seconds=0.5, first_frame=1)
 
 
 def test_vocaset_loader_split_and_fps(vocaset_dir):
-    from models import vocaset
+    from flame_lipsync.training import vocaset
     train_seqs = vocaset.load_split(vocaset_dir, "train")
     assert {s.subject for s in train_seqs} == set(vocaset.TRAIN_SUBJECTS) and len(train_seqs) == 16
     assert {s.subject for s in vocaset.load_split(vocaset_dir, "val")} == set(vocaset.VAL_SUBJECTS)
@@ -325,7 +325,7 @@ def test_vocaset_loader_split_and_fps(vocaset_dir):
 
 
 def test_vocaset_pickles_are_latin1_protocol2_and_safe(vocaset_dir, tmp_path):
-    from models import vocaset
+    from flame_lipsync.training import vocaset
     raw = (vocaset_dir / "raw_audio_fixed.pkl").read_bytes()
     assert raw[:2] == b"\x80\x02"  # protocol 2, as the Python 2 originals
     with open(vocaset_dir / "templates.pkl", "rb") as handle:
@@ -349,7 +349,7 @@ def test_vocaset_training_vertex_head(tmp_path, vocaset_dir):
     }
     summary = train(cfg, log=lambda *a: None)
     predictor = npi.load_model(summary["export"])
-    assert predictor.cfg.style_names == tuple(sorted(__import__("models.vocaset").vocaset.TRAIN_SUBJECTS))
+    assert predictor.cfg.style_names == tuple(sorted(__import__("flame_lipsync.training.vocaset", fromlist=["x"]).TRAIN_SUBJECTS))
     assert predictor.cfg.output == "vertices"
     y = speech_like(1.0)
     offsets = predictor.predict_offsets(y, 30.0)
@@ -364,14 +364,13 @@ def test_numpy_path_never_imports_torch(tmp_path):
     import subprocess
     model = random_model()
     path = tmp_path / "w.npz"
-    voca.export_weights(model, path, np.zeros(41), np.ones(41))
-    root = Path(__file__).resolve().parent.parent
-    code = ("import sys; sys.path.insert(0, %r); import numpy as np; import models; "
+    training_losses.export_weights(model, path, np.zeros(41), np.ones(41))
+    code = ("import sys; import numpy as np; from flame_lipsync import models; "
             "m = models.load_model(%r, backend='numpy'); c = m.predict(np.zeros(8000, np.float32), 30.0); "
             "assert c.shape == (16, 10) and m.backend == 'numpy'; "
-            "assert 'torch' not in sys.modules and 'librosa' not in sys.modules and 'bpy' not in sys.modules" % (str(root), str(path)))
+            "assert 'torch' not in sys.modules and 'librosa' not in sys.modules and 'bpy' not in sys.modules" % str(path))
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert __import__("models").load_model(path).backend == "torch"  # auto: torch when installed
+    assert __import__("flame_lipsync.models", fromlist=["x"]).load_model(path).backend == "torch"  # auto: torch when installed
 
 
 def test_vertex_subset_forward_matches_full():
@@ -388,8 +387,8 @@ def test_vertex_subset_forward_matches_full():
     comps[:, outside] = 0
     model.mesh_ae.set_pca(np.zeros(3 * VERTEX_COUNT, np.float32), comps.reshape(8, -1).astype(np.float32),
                           np.ones(8, np.float32))
-    a = voca.losses(model, full, None, offsets, None, None, seq_len=2)
-    b = voca.losses(model, part, None, offsets, None, None, seq_len=2)
+    a = training_losses.losses(model, full, None, offsets, None, None, seq_len=2)
+    b = training_losses.losses(model, part, None, offsets, None, None, seq_len=2)
     expected = (((full["offsets"] - offsets)[:, index] * 1000) ** 2).mean()
     torch.testing.assert_close(b["vertices"], expected)
     torch.testing.assert_close(a["mesh_reconstruction"], b["mesh_reconstruction"])
@@ -404,9 +403,9 @@ def test_augmentation_hook_is_called(tmp_path, corpus, monkeypatch):
         calls.append(len(samples))
         slow = np.interp(np.arange(int(len(samples) * 1.1)) / 1.1, np.arange(len(samples)), samples)
         return (slow * rng.uniform(1.5, 2.0)).astype(np.float32)
-    monkeypatch.setitem(sys.modules, "models.augment", types.SimpleNamespace(augment=augment))
-    import models
-    monkeypatch.setattr(models, "augment", sys.modules["models.augment"], raising=False)
+    monkeypatch.setitem(sys.modules, "flame_lipsync.training.augment", types.SimpleNamespace(augment=augment))
+    from flame_lipsync import training
+    monkeypatch.setattr(training, "augment", sys.modules["flame_lipsync.training.augment"], raising=False)
     cfg = tiny_config(tmp_path, corpus, epochs=2, steps_per_epoch=2)
     cfg["data"]["augment"] = True
     summary = train(cfg, log=lambda *a: None)
@@ -414,8 +413,8 @@ def test_augmentation_hook_is_called(tmp_path, corpus, monkeypatch):
 
 
 def test_default_augmentation_policy_keeps_length():
-    pytest.importorskip("models.augment")
-    from models.train import augmenter
+    pytest.importorskip("flame_lipsync.training.augment")
+    from flame_lipsync.training.train import augmenter
     policy = augmenter()
     y = speech_like(1.0)
     for seed in range(4):
@@ -426,7 +425,7 @@ def test_default_augmentation_policy_keeps_length():
 # ----------------------------------------------------------------------------- phone head, phone front end
 
 def test_phone_frames_follow_the_phones():
-    from models.phone_features import PHONE_INDEX, PHONES, phone_frames
+    from flame_lipsync.models.phone_features import PHONE_INDEX, PHONES, phone_frames
     phones = [("SIL", 0.0, 0.1), ("M", 0.1, 0.2), ("AA", 0.2, 0.5), ("XYZ", 0.5, 0.6)]
     idx = phone_frames(phones, 35, 50.0)  # 0.7 s at 50 fps: past the last phone is SIL
     names = [PHONES[i] for i in idx]
@@ -439,7 +438,7 @@ def test_phone_head_numpy_equals_torch_and_cross_entropy_trains():
     model = random_model(attention=True, phone_head=True).eval()
     cfg = model.cfg
     params = {k: v.numpy() for k, v in model.inference_state_dict().items()}
-    numpy_model = npi.NumpyModel(npi.Config(cfg.to_dict()), params, np.zeros(41), np.ones(41))
+    numpy_model = npi.NumpyModel(voca.ModelConfig.from_dict(cfg.to_dict()), params, np.zeros(41), np.ones(41))
     rng = np.random.default_rng(0)
     windows = rng.normal(size=(16, cfg.window, cfg.n_features)).astype(np.float32)
     style = np.eye(3, dtype=np.float32)[np.arange(16) % 3]
@@ -457,7 +456,7 @@ def test_phone_head_numpy_equals_torch_and_cross_entropy_trains():
     first = None
     for _ in range(20):
         out = model(torch.as_tensor(windows), torch.as_tensor(style))
-        terms = voca.losses(model, out, phones=labels, w=voca.LossWeights(phones=1.0))
+        terms = training_losses.losses(model, out, phones=labels, w=training_losses.LossWeights(phones=1.0))
         first = first if first is not None else float(terms["phones"])
         opt.zero_grad()
         terms["total"].backward()
@@ -472,7 +471,7 @@ def test_phone_front_end_exports_and_both_backends_agree(tmp_path):
     mean = np.concatenate([rng.normal(-5, 1, 41), np.full(40, 0.02)]).astype(np.float32)
     std = np.concatenate([rng.uniform(1, 3, 41), np.full(40, 0.15)]).astype(np.float32)
     path = tmp_path / "w.npz"
-    voca.export_weights(model, path, mean, std)
+    training_losses.export_weights(model, path, mean, std)
     y = speech_like(2.0)
     a = voca.load_model(path, device="cpu").predict_all(y, 30.0, heads=("controls", "phones"))
     b = npi.load_model(path).predict_all(y, 30.0, heads=("controls", "phones"))
@@ -493,7 +492,7 @@ def test_phone_front_end_exports_and_both_backends_agree(tmp_path):
 
 
 def test_channel_colouring_keeps_length_and_level_and_low_passes():
-    from models import augment
+    from flame_lipsync.training import augment
     y = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
     responses = [augment.channel_response(16000, 257, np.random.default_rng(s)) for s in range(40)]
     assert all(np.isfinite(r).all() and (r >= 0).all() for r in responses)

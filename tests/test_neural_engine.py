@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from core import motion
-from core.audio import load_speech, speech_from_array
-from core.engines import ENGINES, run_engine
-from core.metrics import lip_gap
-from core.rig import CONTROLS
-from models import engine as neural
+from flame_lipsync.core import motion
+from flame_lipsync.core.audio import load_speech, speech_from_array
+from flame_lipsync.pipeline.engines import ENGINES, run_engine
+from flame_lipsync.core.metrics import lip_gap
+from flame_lipsync.core.rig import CONTROLS
+from flame_lipsync.models import engine as neural
 
 pytestmark = pytest.mark.skipif(not neural.available(), reason=f"no shipped weights at {neural.WEIGHTS}")
 
@@ -26,7 +26,7 @@ def test_weights_are_small_and_load_without_pickle(variant):
         meta = json.loads(str(data["meta"]))
     assert meta and "config" in json.dumps(meta)
     assert variant in ENGINES
-    # calibrated on held-out voices (tools/calibrate_engine.py)
+    # calibrated on held-out voices (training/calibrate_engine.py)
     assert meta["seal"]["evidence"] in neural.SEAL_EVIDENCE and "chosen_on" in meta["seal"]
     assert meta["articulation"]["gain"] > 1.0  # the network shrinks vowels; the gain restores them
 
@@ -49,7 +49,7 @@ def test_numpy_and_torch_give_the_same_vertices(speech_dir, variant):
 
 @VARIANTS
 def test_real_speech_moves_the_mouth_and_silence_rests(speech_dir, flame_dir, variant):
-    from core.mesh_io import load_head
+    from flame_lipsync.core.mesh_io import load_head
     template, _ = load_head(flame_dir / "flame_template.ply")
     speech = load_speech(speech_dir / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav")
     silence = np.zeros(speech.rate, np.float32)   # 1 s of digital silence each side
@@ -104,10 +104,7 @@ def test_seal_rule_comes_from_the_weights_and_evidence_is_used():
 
 
 def test_calibration_picks_best_closure_f1_that_keeps_vowels_open():
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-    from calibrate_engine import choose
+    from flame_lipsync.training.calibrate_engine import choose
     counts = {  # closures hit/total, open vowels open/total, seals at an M/P/B / all seals
         ("lips_close", 0.3): np.array([98, 100, 90, 100, 99, 100]),        # vowels 0.90: refused
         ("lips_close", 0.5): np.array([90, 100, 97, 100, 90, 100]),        # F1 0.90
@@ -123,9 +120,9 @@ def test_calibration_picks_best_closure_f1_that_keeps_vowels_open():
 
 def test_default_network_beats_the_phone_loop_on_real_speech(speech_dir, flame_dir):
     """The issue's claim for the shipped default, on the five librivox clips, no transcript."""
-    from core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
-    from core.mesh_io import load_head
-    from core.metrics import _bilabial_counts, _open_vowel_counts, closure_events, load_reference_phones, sync_lag
+    from flame_lipsync.core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
+    from flame_lipsync.core.mesh_io import load_head
+    from flame_lipsync.core.metrics import _bilabial_counts, _open_vowel_counts, closure_events, load_reference_phones, sync_lag
     template, _ = load_head(flame_dir / "flame_template.ply")
     rest = float(np.linalg.norm(template[UPPER_LIP_EDGE] - template[LOWER_LIP_EDGE]))
     totals = {}
@@ -150,7 +147,7 @@ def test_default_network_beats_the_phone_loop_on_real_speech(speech_dir, flame_d
 
 
 def test_articulation_scales_shapes_not_contact_and_pauses_come_from_the_phone_head():
-    from models.phone_features import PHONE_INDEX, PHONES
+    from flame_lipsync.models.phone_features import PHONE_INDEX, PHONES
     controls = np.full((40, len(CONTROLS)), 0.3, np.float32)
     shaped = neural.articulate(controls, 30.0, {"smooth": 0.0, "gain": 1.5})
     close = CONTROLS.index("lips_close")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core import phones
-from core.phones import SIL, Phone, RecognitionError, align, normalise_transcript, recognize
+from flame_lipsync.core import phones
+from flame_lipsync.core.phones import SIL, Phone, RecognitionError, align, normalise_transcript, recognize
 
 BILABIALS = {"M", "P", "B"}
 

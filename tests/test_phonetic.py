@@ -7,19 +7,19 @@ import sys
 import numpy as np
 import pytest
 
-from core import phonetic
-from core.audio import load_speech
-from core.coarticulation import coarticulate, enforce_min_durations
-from core.metrics import RefPhone, bilabial_closure_recall, lip_gap, load_reference_phones, sync_lag
-from core.mesh_io import load_head
-from core.rig import CONTROLS, load_rig
+from flame_lipsync.core import phonetic
+from flame_lipsync.core.audio import load_speech
+from flame_lipsync.core.coarticulation import coarticulate, enforce_min_durations
+from flame_lipsync.core.metrics import RefPhone, bilabial_closure_recall, lip_gap, load_reference_phones, sync_lag
+from flame_lipsync.core.mesh_io import load_head
+from flame_lipsync.core.rig import CONTROLS, load_rig
 
 FPS_CHOICES = (24, 25, 29.97, 30, 60)
 
 
 @pytest.fixture(scope="module")
 def librivox(request):
-    from core.flame import SPEECH_ASSETS
+    from flame_lipsync.core.flame import SPEECH_ASSETS
     folder = SPEECH_ASSETS / "librivox"
     if not folder.is_dir():
         pytest.skip(f"librivox clips not found at {folder}")
@@ -28,7 +28,7 @@ def librivox(request):
 
 @pytest.fixture(scope="module")
 def template():
-    from core.flame import FLAME_ASSETS
+    from flame_lipsync.core.flame import FLAME_ASSETS
     path = FLAME_ASSETS / "flame_template.ply"
     if not path.is_file():
         pytest.skip(f"FLAME template not found at {path}")
@@ -37,7 +37,7 @@ def template():
 
 def _counts(wavs, template, fps, with_transcript):
     """Pooled hits/totals over the clips for each criterion (as the issue counts)."""
-    from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames
+    from flame_lipsync.core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames
     rest = float(np.linalg.norm(template[3546] - template[3504]))
     pooled = {"bilabial": [0, 0], "pause": [0, 0], "open": [0, 0]}
     lags = []
@@ -136,11 +136,11 @@ def test_jaw_follows_loudness_but_lips_do_not():
 
 def _cli(*args):
     return subprocess.run([sys.executable, "cli.py", *args], capture_output=True, text=True,
-                          cwd=str(__import__("core.flame", fromlist=["x"]).PROJECT_ROOT))
+                          cwd=str(__import__("flame_lipsync.core.flame", fromlist=["x"]).PROJECT_ROOT))
 
 
 def test_cli_animate_writes_vertices(tmp_path, librivox, template):
-    from core.flame import FLAME_ASSETS
+    from flame_lipsync.core.flame import FLAME_ASSETS
     out = tmp_path / "v.npy"
     wav = librivox[3]
     result = _cli("animate", "--audio", str(wav), "--transcript", str(wav.with_suffix(".txt")),
@@ -157,7 +157,7 @@ def test_cli_animate_writes_vertices(tmp_path, librivox, template):
 @pytest.mark.parametrize("case", ["missing-audio", "not-audio", "silent", "bad-head", "bad-fps"])
 def test_cli_bad_input_exits_nonzero_with_one_line(case, tmp_path, librivox):
     import soundfile
-    from core.flame import FLAME_ASSETS
+    from flame_lipsync.core.flame import FLAME_ASSETS
     audio, head, fps = str(librivox[0]), str(FLAME_ASSETS / "flame_template.ply"), "30"
     if case == "missing-audio":
         audio = str(tmp_path / "nope.wav")

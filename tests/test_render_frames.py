@@ -7,11 +7,9 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 from matplotlib.image import imread  # noqa: E402
 
-from core.flame import LOWER_LIP_EDGE  # noqa: E402
-from core.mesh_io import read_mesh  # noqa: E402
-import addon_package  # noqa: E402
-addon_package.load_addon()
-from flame_lipsync.operators.render_frames import _framing, contact_sheet, render_heads  # noqa: E402
+from flame_lipsync.core.flame import LOWER_LIP_EDGE  # noqa: E402
+from flame_lipsync.core.mesh_io import read_mesh  # noqa: E402
+from flame_lipsync.blender.render import _framing, contact_sheet, render_heads  # noqa: E402
 
 
 def _lip_dropped(vertices: np.ndarray, drop: float = 0.008) -> np.ndarray:

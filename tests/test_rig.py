@@ -4,15 +4,15 @@ import pickle
 import numpy as np
 import pytest
 
-from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE, VERTEX_COUNT
-from core.rig import CONTROLS, RIG_FILE, load_rig
+from flame_lipsync.core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE, VERTEX_COUNT
+from flame_lipsync.core.rig import CONTROLS, RIG_FILE, load_rig
 
 
 @pytest.fixture(scope="module")
 def heads():
     if not FLAME_ASSETS.is_dir():
         pytest.skip(f"shared heads not found at {FLAME_ASSETS}")
-    from tools.contact_sheets import shared_heads
+    from flame_lipsync.tools.contact_sheets import shared_heads
     return shared_heads()
 
 
@@ -115,7 +115,7 @@ def test_lips_close_seals_the_template_and_jaw_opens_it(heads):
 def test_committed_fields_match_the_build_script():
     if not FLAME_ASSETS.is_dir():
         pytest.skip(f"shared heads not found at {FLAME_ASSETS}: cannot rebuild the rig")
-    from tools.build_rig import build
+    from flame_lipsync.tools.build_rig import build
     fields, region = build()
     committed = np.load(RIG_FILE)
     np.testing.assert_allclose(committed["fields"], fields, atol=1e-7)

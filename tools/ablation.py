@@ -18,19 +18,18 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.audio import load_speech  # noqa: E402
-from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE  # noqa: E402
-from core.mesh_io import load_head  # noqa: E402
-from core.metrics import RefPhone, closure_events, lip_gap, load_reference_phones, sync_lag  # noqa: E402
-from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
-from core.rig import load_rig  # noqa: E402
-from core.coarticulation import enforce_closures  # noqa: E402
-from models import load_model  # noqa: E402
-from models.engine import predict_controls, seal_rule  # noqa: E402
-from models.numpy_inference import front_end, has_phone_head  # noqa: E402
-from models.corpus import iter_utterances  # noqa: E402
+from flame_lipsync.core.audio import load_speech
+from flame_lipsync.core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE
+from flame_lipsync.core.mesh_io import load_head
+from flame_lipsync.core.metrics import RefPhone, closure_events, lip_gap, load_reference_phones, sync_lag
+from flame_lipsync.core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames
+from flame_lipsync.core.rig import load_rig
+from flame_lipsync.core.coarticulation import enforce_closures
+from flame_lipsync.models import load_model
+from flame_lipsync.models.engine import predict_controls, seal_rule
+from flame_lipsync.models.numpy_inference import front_end, has_phone_head
+from flame_lipsync.training.corpus import iter_utterances
 
 
 

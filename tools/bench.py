@@ -3,13 +3,13 @@
 For 10 s, 60 s and 600 s of speech (the shared librivox clips concatenated,
 with their transcripts), every engine in core.engines.ENGINES with and without
 the transcript, and both bake modes, through the add-on's own path: a scene
-from operators/headless.py `open_head`, then operators/job.py `compute` and
+from operators/headless.py `open_head`, then pipeline.perform and
 `write`. Wall time is split into
 
     load            decode + mono + resample (core.audio.load_speech)
     recognition     phones / speech features (the engine's "recognition" + "features")
     inference       the network (the engine's "inference"; 0 for the phonetic engine)
-    post            everything else in `compute`: coarticulation, loudness, motion
+    post            everything else in `pipeline.perform`: coarticulation, loudness, motion
     bake            `write`: shape keys + action, or the PC2 file + MeshCache modifier
 
 Real-time factor = (load + recognition + inference + post + bake) / speech
@@ -41,10 +41,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from core.flame import FLAME_ASSETS, SPEECH_ASSETS  # noqa: E402
+from flame_lipsync.core.flame import FLAME_ASSETS, SPEECH_ASSETS
 
 LIBRIVOX = SPEECH_ASSETS / "librivox"
 HEAD = FLAME_ASSETS / "flame_template.ply"
@@ -116,7 +114,7 @@ def make_long_clip(seconds: float, folder: Path) -> tuple[Path, Path]:
 
 def work_decode(p: dict) -> dict:
     """The floor: decode, mono, resample; nothing else imported."""
-    from core.audio import load_speech
+    from flame_lipsync.core.audio import load_speech
     _decoders()
     t0 = time.perf_counter()
     speech = load_speech(p["wav"], fps=p["fps"])
@@ -130,16 +128,16 @@ def _decoders():
 
 
 def _addon():
-    import addon_package
-    addon_package.load_addon()
+    import flame_lipsync  # noqa: F401
     from flame_lipsync.operators import headless, job
     return headless, job
 
 
 def work_engine(p: dict) -> dict:
-    """One engine, one bake mode, through operators/job.py as the add-on runs it."""
+    """One engine, one bake mode, through the pipeline as the add-on runs it."""
     t0 = time.perf_counter()
     headless, job = _addon()
+    from flame_lipsync import pipeline
     from flame_lipsync.core.audio import load_speech
     _decoders()
     obj = headless.open_head(str(HEAD), None)
@@ -150,11 +148,11 @@ def work_engine(p: dict) -> dict:
     t0 = time.perf_counter()
     speech = load_speech(p["wav"], fps=p["fps"])
     row["load"] = time.perf_counter() - t0
-    settings = job.JobSettings(engine=p["engine"], mode=p["mode"], cache_path=p.get("pc2"),
+    settings = pipeline.Settings(engine=p["engine"], mode=p["mode"], cache_path=p.get("pc2"),
                                relative_cache=False,
                                transcript=Path(p["txt"]).read_text() if p["transcript"] else None)
     t0 = time.perf_counter()
-    performance = job.compute(speech, p["fps"], 1, settings)
+    performance = pipeline.perform(speech, p["fps"], settings)
     compute = time.perf_counter() - t0
     timings = performance.metadata.get("timings", {})
     row["recognition"] = timings.get("recognition", 0.0) + timings.get("features", 0.0)
@@ -181,7 +179,7 @@ def work_naive(p: dict) -> dict:
     """The naive bake loop vs the add-on's bake, on the engine's controls."""
     import numpy as np
     _addon()
-    from tools import bench_bake
+    from flame_lipsync.tools import bench_bake
     controls = np.load(p["controls"])
     with tempfile.TemporaryDirectory() as tmp:
         return bench_bake.bulk_vs_naive(p["mode"], controls, p["fps"], Path(tmp), p["budget"])
@@ -251,7 +249,7 @@ def case_name(engine: str, transcript: bool) -> str:
 
 
 def run_all(args) -> dict:
-    from core.engines import ENGINES
+    from flame_lipsync.pipeline.engines import ENGINES
     engines = args.engines or list(ENGINES)
     unknown = set(engines) - set(ENGINES)
     if unknown:

@@ -32,19 +32,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import bpy  # noqa: E402
-
-import addon_package  # noqa: E402
-
-addon_package.load_addon()
-from flame_lipsync.core.flame import FLAME_ASSETS, VERTEX_COUNT  # noqa: E402
-from flame_lipsync.core.pc2 import HEADER_SIZE  # noqa: E402
-from flame_lipsync.core.performance import Performance  # noqa: E402
-from flame_lipsync.core.rig import CONTROLS, load_rig  # noqa: E402
-from flame_lipsync.operators import bake, headless, job  # noqa: E402
+import bpy
+from flame_lipsync.core.flame import FLAME_ASSETS, VERTEX_COUNT
+from flame_lipsync.core.pc2 import HEADER_SIZE
+from flame_lipsync.core.performance import Performance
+from flame_lipsync.core.rig import CONTROLS, load_rig
+from flame_lipsync.operators import bake, headless, job
 
 HEAD = FLAME_ASSETS / "flame_template.ply"
 BLOCK_FRAMES = 30  # the naive loops check their time budget this often

@@ -15,10 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE  # noqa: E402
-from core.mesh_io import read_mesh  # noqa: E402
-from core.rig import CONTROLS, RIG_FILE  # noqa: E402
+from flame_lipsync.core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE
+from flame_lipsync.core.mesh_io import read_mesh
+from flame_lipsync.core.rig import CONTROLS, RIG_FILE, UPPER_FACE_CONTROLS, Rig, eyelid_fields
 
 # Jaw hinge: just in front of the ear canal (FLAME landmarks 0/16 sit at
 # y~0.007, z~-0.045 on the template); opening rotates about the x axis.
@@ -253,6 +252,157 @@ def build():
     return stack, region
 
 
+# Upper face at weight 1 (metres): brow travel as in FACS AU1/AU2/AU4 at full
+# intensity on an adult face, cheek raise (AU6) a few millimetres.
+BROW_RAISE = 0.0055
+BROW_FURROW_DOWN, BROW_FURROW_IN = 0.0030, 0.0030
+CHEEK_RAISE_UP, CHEEK_RAISE_FORWARD = 0.0030, 0.0012
+
+
+def eye_geometry(v, f, masks, side):
+    """One eye's lid data on the template: eyeball vertices and triangles, the lid
+    margin (where the skin meets the eyeball), upper margin vertices as columns with
+    their partner point on the lower margin, the lid region and its lining (skin
+    inside the eyeball, hidden)."""
+    n = len(v)
+    eyeball = np.asarray(masks[f"{side}_eyeball"])
+    is_ball = np.zeros(n, bool)
+    is_ball[eyeball] = True
+    ball_faces = f[is_ball[f].all(1)]
+    centre, radius = np.array(0.0), 0.0
+    a = np.c_[2 * v[eyeball], np.ones(len(eyeball))]
+    x = np.linalg.lstsq(a, (v[eyeball] ** 2).sum(1), rcond=None)[0]
+    centre, radius = x[:3], np.sqrt(x[3] + x[:3] @ x[:3])
+    any_ball = np.zeros(n, bool)
+    any_ball[masks["left_eyeball"]] = any_ball[masks["right_eyeball"]] = True
+    distance = np.linalg.norm(v - centre, axis=1)
+    lining = ~any_ball & (distance < radius) & (v[:, 2] > centre[2])
+    adjacency = vertex_neighbours(f, n)
+    margin = np.flatnonzero(~any_ball & ~lining & (distance < radius + 0.002)
+                            & (adjacency @ lining.astype(float) > 0))
+    corners = margin[[np.argmin(v[margin, 0]), np.argmax(v[margin, 0])]]
+    chord_y = np.interp(v[margin, 0], v[corners, 0], v[corners, 1])
+    upper = margin[(v[margin, 1] > chord_y) | np.isin(margin, corners)]
+    lower = margin[(v[margin, 1] < chord_y) | np.isin(margin, corners)]
+    upper = upper[np.argsort(v[upper, 0])]
+    lower = lower[np.argsort(v[lower, 0])]
+    # Partner of each upper column: the lower margin at the same x (linear between vertices).
+    k = np.clip(np.searchsorted(v[lower, 0], v[upper, 0]) - 1, 0, len(lower) - 2)
+    t = np.clip((v[upper, 0] - v[lower[k], 0]) / (v[lower[k + 1], 0] - v[lower[k], 0]), 0, 1)
+    lid = np.zeros(n, bool)
+    lid[masks[f"{side}_eye_region"]] = True
+    around = np.zeros(n, bool)
+    around[masks["eye_region"]] = True
+    lid |= around & (distance < radius + 0.010) & (np.sign(v[:, 0]) == np.sign(centre[0]))
+    lid |= lining
+    lid[margin] = True
+    lid &= ~any_ball
+    return dict(eyeball=eyeball, eyeball_faces=ball_faces, centre=centre, radius=radius,
+                lining=lining, upper=upper, lower=lower, corners=corners,
+                partner0=lower[k], partner1=lower[k + 1], partner_t=t, lid=lid)
+
+
+def build_upper(v, f, masks, landmarks):
+    """(7, 5023, 3) upper-face fields on the template, their region, and the lid data
+    the core needs to rebuild blink/squint on another head's own eyes."""
+    n = len(v)
+    adjacency = vertex_neighbours(f, n)
+    lids = {"upper_weight": np.zeros(n), "lower_weight": np.zeros(n),
+            "column": np.zeros(n), "side": np.zeros(n, np.int8)}
+    lid_any = np.zeros(n, bool)
+    for code, side in ((1, "left"), (2, "right")):
+        eye = eye_geometry(v, f, masks, side)
+        region = eye["lid"]
+        L = cotangent_laplacian(v, f[region[f].all(1)])
+        border = np.flatnonzero(region & (adjacency @ (~region).astype(float) > 0))
+        outside = np.flatnonzero(~region)
+        zero = (np.concatenate([outside, border]), 0.0)
+        # Lid weights: 1 on its own margin, 0 on the other lid's margin and the region's
+        # edge; smoothstep keeps the lid near the margin moving as one piece.
+        upper_w = constrained(L, [zero, (eye["lower"], 0.0), (eye["upper"], 1.0), (eye["corners"], 0.0)], region)
+        lower_w = constrained(L, [zero, (eye["upper"], 0.0), (eye["lower"], 1.0), (eye["corners"], 0.0)], region)
+        index = np.flatnonzero(region)
+        lids["upper_weight"][index] = np.clip(upper_w[index], 0, 1) ** 0.5
+        lids["lower_weight"][index] = smoothstep(np.clip(lower_w[index], 0, 1) * 1.25)
+        # Column coordinate: where along the upper margin (by x) each lid vertex lies.
+        ux = v[eye["upper"], 0]
+        lids["column"][index] = np.interp(v[index, 0], ux, np.arange(len(ux)))
+        lids["side"][index] = code
+        lid_any |= region
+        for key in ("eyeball", "eyeball_faces", "partner0", "partner1", "partner_t"):
+            lids[f"{side}_{key}"] = eye[key]
+        lids[f"{side}_margin"] = eye["upper"]
+    lids = {k: (a.astype(np.float32) if a.dtype.kind == "f" else a.astype(np.int32) if a.dtype.kind in "iu"
+                and k != "side" else a) for k, a in lids.items()}
+
+    # Brows and cheeks: harmonic falloffs on the forehead / eye region / cheeks.
+    any_ball = np.zeros(n, bool)
+    any_ball[masks["left_eyeball"]] = any_ball[masks["right_eyeball"]] = True
+    brow_area = np.zeros(n, bool)
+    for name in ("forehead", "eye_region"):
+        brow_area[masks[name]] = True
+    brow_area &= ~any_ball & (v[:, 1] > 0.012)
+    brows = landmarks[17:27]
+    dist_brow = np.linalg.norm(v[:, None] - brows[None], axis=2).min(1)
+    L = cotangent_laplacian(v, f[brow_area[f].all(1)])
+    border = np.flatnonzero(brow_area & (adjacency @ (~brow_area).astype(float) > 0))
+    eye_opening = (lids["upper_weight"] > 0.5) | (lids["lower_weight"] > 0.05)
+    zero = (np.concatenate([np.flatnonzero(~brow_area), border, np.flatnonzero(eye_opening & brow_area),
+                            np.flatnonzero(brow_area & (v[:, 1] > 0.080))]), 0.0)
+    brow_band = np.flatnonzero(brow_area & (dist_brow < 0.007) & ~eye_opening)
+    brow_w = smoothstep(np.clip(constrained(L, [zero, (brow_band, 1.0)], brow_area), 0, 1))
+    ax = np.abs(v[:, 0])
+    inner = smoothstep((0.042 - ax) / 0.022)          # 1 inside |x| < 20 mm, 0 beyond 42 mm
+    outer = 1 - inner
+    # Up along the skin (the forehead leans back as it rises).
+    normals = vertex_normals(v, f)
+    ey = np.array([0.0, 1.0, 0.0])
+    along = ey - (normals @ ey)[:, None] * normals
+    along /= np.linalg.norm(along, axis=1, keepdims=True) + 1e-12
+    col = lambda a: a[:, None]  # noqa: E731
+    furrow_w = brow_w * smoothstep((0.036 - ax) / 0.020)
+    cheek_area = np.zeros(n, bool)
+    cheek_area[masks["face"]] = True
+    cheek_area &= ~any_ball & ~brow_area & (v[:, 1] < 0.016) & (v[:, 1] > -0.035) & (ax > 0.018)
+    cheek_area[masks["nose"]] = False
+    cheek_area[masks["lips"]] = False
+    L = cotangent_laplacian(v, f[cheek_area[f].all(1)])
+    border = np.flatnonzero(cheek_area & (adjacency @ (~cheek_area).astype(float) > 0))
+    apex = np.array([0.038, -0.002, 0.036])
+    to_apex = np.linalg.norm(np.c_[ax, v[:, 1:]] - apex, axis=1)
+    near_lid = (lids["lower_weight"] > 0.02) | (lids["upper_weight"] > 0.02)
+    cheek_w = constrained(L, [(np.concatenate([np.flatnonzero(~cheek_area), border,
+                                                np.flatnonzero(cheek_area & near_lid)]), 0.0),
+                              (np.flatnonzero(cheek_area & (to_apex < 0.008)), 1.0)], cheek_area)
+    cheek_w = smoothstep(np.clip(cheek_w, 0, 1))
+    fields = {
+        "blink_left": np.zeros((n, 3)), "blink_right": np.zeros((n, 3)),
+        "brow_raise_inner": BROW_RAISE * col(brow_w * inner) * along,
+        "brow_raise_outer": BROW_RAISE * col(brow_w * outer) * along,
+        "brow_furrow": col(furrow_w) * np.stack([-np.sign(v[:, 0]) * BROW_FURROW_IN,
+                                                 -BROW_FURROW_DOWN * np.ones(n), np.zeros(n)], 1),
+        "squint": np.zeros((n, 3)),
+        "cheek_raise": col(cheek_w) * np.stack([np.zeros(n), CHEEK_RAISE_UP * np.ones(n),
+                                                CHEEK_RAISE_FORWARD * np.ones(n)], 1),
+    }
+    assert tuple(fields) == UPPER_FACE_CONTROLS
+    # Blink and squint: the core's own lid model on the template (identity frame).
+    for name, field in eyelid_fields(v, lids, np.eye(3)).items():
+        fields[name] = field
+    stack = np.stack([fields[name] for name in UPPER_FACE_CONTROLS]).astype(np.float32)
+    stack[:, any_ball] = 0.0
+    region = (np.abs(stack) > 0).any((0, 2))
+    return stack, region, lids
+
+
+def vertex_normals(v, f):
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    out = np.zeros_like(v)
+    for i in range(3):
+        np.add.at(out, f[:, i], fn)
+    return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
+
+
 def head_anchors():
     """Rigid parts of the head (forehead, nose, eye sockets, ears), every 6th
     vertex, averaged over the three neutral shared heads: what a head's pose
@@ -269,13 +419,20 @@ def head_anchors():
 
 def main():
     fields, region = build()
+    v, f, masks, landmarks = load_assets()
+    upper_fields, upper_region, lids = build_upper(v, f, masks, landmarks)
     anchor_index, anchor_positions = head_anchors()
     RIG_FILE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(RIG_FILE, fields=fields, region=region, controls=np.array(CONTROLS),
-                        anchor_index=anchor_index, anchor_positions=anchor_positions)
+                        anchor_index=anchor_index, anchor_positions=anchor_positions,
+                        upper_fields=upper_fields, upper_region=upper_region,
+                        upper_controls=np.array(UPPER_FACE_CONTROLS),
+                        **{f"lid_{k}": a for k, a in lids.items()})
     print(f"wrote {RIG_FILE} ({RIG_FILE.stat().st_size / 1024:.0f} KiB): "
           + ", ".join(f"{c} max {np.linalg.norm(fields[i], axis=1).max() * 1000:.1f} mm"
-                      for i, c in enumerate(CONTROLS)))
+                      for i, c in enumerate(CONTROLS))
+          + "; " + ", ".join(f"{c} max {np.linalg.norm(upper_fields[i], axis=1).max() * 1000:.1f} mm"
+                             for i, c in enumerate(UPPER_FACE_CONTROLS)))
 
 
 if __name__ == "__main__":

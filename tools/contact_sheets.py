@@ -7,13 +7,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from flame_lipsync.core.flame import FLAME_ASSETS, SHARED_HEADS
+from flame_lipsync.core.mesh_io import load_head, recentred
+from flame_lipsync.core.rig import CONTROLS, load_rig
 
-import addon_package
-from core.flame import FLAME_ASSETS, SHARED_HEADS
-from core.mesh_io import load_head, recentred
-from core.rig import CONTROLS, load_rig
-
-addon_package.load_addon()  # operators/ is imported as the add-on package
 
 
 def shared_heads():
@@ -30,7 +27,7 @@ def shared_heads():
 
 def rig_sheet(out: Path, view: str = "mouth") -> Path:
     """Rows: the four heads; columns: neutral, then every control at weight 1."""
-    from flame_lipsync.operators.render_frames import contact_sheet, render_heads
+    from flame_lipsync.blender.render import contact_sheet, render_heads
 
     heads, faces = shared_heads()
     rig = load_rig()
@@ -71,24 +68,25 @@ def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | N
                head: str | None = None, fps: float = 30.0, engines=("phonetic",)) -> Path:
     """Frames of a clip at its M/P/B, F/V and open-vowel phones: for one engine,
     front and three-quarter views; for several, their front views side by side."""
-    from cli import run_engine
-    from core.metrics import RefPhone, load_reference_phones
-    from core.visemes import BILABIALS, LABIODENTALS, OPEN_VOWELS
-    from flame_lipsync.operators.render_frames import contact_sheet, render_heads
+    from flame_lipsync import pipeline
+    from flame_lipsync.core.metrics import RefPhone, load_reference_phones
+    from flame_lipsync.core.visemes import BILABIALS, LABIODENTALS, OPEN_VOWELS
+    from flame_lipsync.blender.render import contact_sheet, render_heads
 
     head_vertices, faces = load_head(head or FLAME_ASSETS / SHARED_HEADS[0])
-    performances = [run_engine(engine, audio, fps, transcript) for engine in engines]
+    speech = pipeline.load_audio(audio, fps=fps)
+    performances = [pipeline.perform(speech, fps, pipeline.Settings(engine=engine, transcript=transcript))
+                    for engine in engines]
     if reference:
         phones = load_reference_phones(reference)
     else:
         phones = [RefPhone(*p) for p in performances[0].metadata["phones"]]
     groups = [("closed", BILABIALS), ("F/V", LABIODENTALS), ("open", OPEN_VOWELS)]
     picks = _pick_frames(phones, fps, min(p.frame_count for p in performances), groups)
-    frame = load_rig().head_frame(head_vertices)
     stills, labels = [], []
     for f, label in picks:
         for engine, performance in zip(engines, performances):
-            posed = head_vertices + performance.offsets[f] @ frame.T
+            posed = pipeline.pose(performance.with_(controls=performance.controls[f:f + 1]), head_vertices)[0]
             stills.append(posed)
             labels.append(f"frame {f}\n{label}" if engine == engines[0] else f"({engine})")
             if len(engines) == 1:  # three-quarter: protrusion and the F/V tuck show from the side

@@ -35,11 +35,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from core import metrics  # noqa: E402
-from core.flame import FLAME_ASSETS, SPEECH_ASSETS  # noqa: E402
+from flame_lipsync.core import metrics
+from flame_lipsync.core.flame import FLAME_ASSETS, SPEECH_ASSETS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
 DEFAULT_HEAD = FLAME_ASSETS / "flame_template.ply"
@@ -168,7 +166,7 @@ def correlation_by_lag(a, b, max_lag=metrics.MAX_LAG) -> dict[int, float]:
 
 
 def loudness_db(speech, fps, n_frames) -> np.ndarray:
-    from core.audio import loudness_envelope
+    from flame_lipsync.core.audio import loudness_envelope
     rms = loudness_envelope(speech, fps, n_frames).astype(np.float64)
     peak = float(rms.max()) if rms.size else 0.0
     floor = peak * 10 ** (LOUDNESS_FLOOR_DB / 20) if peak > 0 else 1e-10
@@ -253,7 +251,7 @@ def _dictionary_words(transcript: str | None):
     if not transcript:
         return None
     try:
-        from core.phones import normalise_transcript
+        from flame_lipsync.core.phones import normalise_transcript
         logger = logging.getLogger("core.phones")
         level, logger.level = logger.level, logging.ERROR
         try:
@@ -266,7 +264,7 @@ def _dictionary_words(transcript: str | None):
 
 def run_one(engine, speech, fps, transcript, head, frame):
     """(vertices (T, 5023, 3) float32, run record) for one engine on one clip."""
-    from core.engines import run_engine
+    from flame_lipsync.pipeline.engines import run_engine
     collect = _Collect()
     root = logging.getLogger()
     root.addHandler(collect)
@@ -296,9 +294,9 @@ def evaluate(engines, clips, out_dir, head_path=DEFAULT_HEAD, fps=30.0, transcri
              plots=True, masks_path=MASKS_FILE, say=print) -> dict:
     """Run, measure, pool and write results.json, results.md and plots/. Returns the
     results dict (NaN as None, as in the JSON)."""
-    from core.audio import AudioError, load_speech
-    from core.mesh_io import load_head
-    from core.rig import load_rig
+    from flame_lipsync.core.audio import AudioError, load_speech
+    from flame_lipsync.core.mesh_io import load_head
+    from flame_lipsync.core.rig import load_rig
 
     if fps <= 0:
         raise ValueError(f"--fps must be positive, got {fps}")
@@ -745,7 +743,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args) -> dict:
-    from core.engines import ENGINES
+    from flame_lipsync.pipeline.engines import ENGINES
     if args.engine == "all":
         engines = list(ENGINES)
     elif args.engine in ENGINES:

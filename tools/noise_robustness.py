@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.audio import load_speech, speech_from_array  # noqa: E402
-from core.engines import ENGINES, run_engine  # noqa: E402
-from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE  # noqa: E402
-from core.mesh_io import load_head  # noqa: E402
-from core.metrics import closure_events, lip_gap, load_reference_phones, sync_lag  # noqa: E402
-from core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames  # noqa: E402
-from models.augment import add_noise, pink_noise, white_noise  # noqa: E402
+from flame_lipsync.core.audio import load_speech, speech_from_array
+from flame_lipsync.pipeline.engines import ENGINES, run_engine
+from flame_lipsync.core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, SPEECH_ASSETS, UPPER_LIP_EDGE
+from flame_lipsync.core.mesh_io import load_head
+from flame_lipsync.core.metrics import closure_events, lip_gap, load_reference_phones, sync_lag
+from flame_lipsync.core.metrics import _bilabial_counts, _open_vowel_counts, _pause_frames
+from flame_lipsync.training.augment import add_noise, pink_noise, white_noise
 
 NOISES = {"pink": pink_noise, "white": white_noise}
 

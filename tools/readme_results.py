@@ -51,7 +51,7 @@ def eval_section(results: dict) -> list[str]:
 
 def bench_section(bench: dict) -> list[str]:
     """The bench's own Markdown, rendered from the same JSON by tools/bench.py."""
-    from tools.bench import markdown
+    from flame_lipsync.tools.bench import markdown
     return ["### Speed and memory (`make bench`)", "", markdown(bench).strip()]
 
 
@@ -88,5 +88,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())

@@ -1,5 +1,6 @@
 """The built extension zip installs and enables the way Blender does it, in every
-Blender version we support (bpy 5.0 in .venv, bpy 4.5 LTS in .venv45).
+Blender version we support (bpy 5.3 in .venv53, 5.0 in .venv, 4.5 LTS in .venv45,
+4.2 LTS in .venv42).
 
 The zip is built with Blender's own extension tooling (the bl_pkg CLI inside the
 bpy wheel, the same one `make build` runs). Each Blender version then runs in its
@@ -23,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PKG_ID = "flame_lipsync"
 MAIN_VENV = ROOT / ".venv"
 # Blender version (major.minor) -> the venv holding that bpy wheel.
-BLENDERS = {"5.0": MAIN_VENV, "4.5": ROOT / ".venv45"}
-MAKE_TARGET = {"5.0": "make venv", "4.5": "make venv45"}
+BLENDERS = {"5.3": ROOT / ".venv53", "5.0": MAIN_VENV, "4.5": ROOT / ".venv45", "4.2": ROOT / ".venv42"}
+MAKE_TARGET = {"5.3": "make venv53", "5.0": "make venv", "4.5": "make venv45", "4.2": "make venv42"}
 
 
 def _venv_python(venv: Path) -> Path:
@@ -283,3 +284,14 @@ def test_blender45_pins_match_the_main_pins_except_bpy():
     main, lts = pins("requirements.txt"), pins("requirements-blender45.txt")
     assert lts.pop("bpy").startswith("bpy==4.5.") and main.pop("bpy")
     assert lts == main, "requirements-blender45.txt drifted from requirements.txt (other than bpy)"
+
+
+def test_zip_holds_no_training_code(built_zip):
+    """Training, datasets, corpus and augmentation live in training/, which is not shipped;
+    the shipped models/ holds inference only."""
+    names = zipfile.ZipFile(built_zip).namelist()
+    assert not [n for n in names if n.startswith("training/")]
+    shipped = {Path(n).name for n in names if n.startswith("models/")}
+    for training_file in ("train.py", "augment.py", "vocaset.py", "corpus.py", "losses.py", "sentences.txt"):
+        assert training_file not in shipped, f"models/{training_file} in {built_zip.name}"
+    assert {"voca.py", "config.py", "numpy_inference.py", "features.py", "engine.py"} <= shipped

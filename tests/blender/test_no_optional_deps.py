@@ -27,7 +27,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from core.flame import FLAME_ASSETS, PROJECT_ROOT, SPEECH_ASSETS  # noqa: E402
+from flame_lipsync.core.flame import FLAME_ASSETS, PROJECT_ROOT, SPEECH_ASSETS  # noqa: E402
 
 ROOT = PROJECT_ROOT
 LIBRIVOX = SPEECH_ASSETS / "librivox" / "sense_and_sensibility_01_austen_64kb-0880"  # 16 kHz
@@ -87,7 +87,7 @@ def third_party(loaded: dict) -> set:
         if "site-packages" in parts:
             inside = parts[parts.index("site-packages") + 1:]
             entry = inside[0].split(".")[0] if len(inside) > 1 else inside[0].split(".")[0]
-            if entry and entry != "bpy":
+            if entry and entry not in ("bpy", "flame_lipsync"):  # flame_lipsync: the checkout, linked
                 found.add(entry)
     return found
 
@@ -118,14 +118,13 @@ def run_script(script, args, env, cwd, timeout=600):
 BAKE = r'''
 import json, os, sys
 root, out, template, librivox, english, chinese = sys.argv[1:7]
-sys.path.insert(0, root)
 import bpy
 baseline = set(sys.modules)
-import addon_package
-addon = addon_package.load_addon()
+import flame_lipsync as addon
 addon.register()
-from flame_lipsync.core.engines import ENGINES
-from flame_lipsync.operators import environment, headless
+from flame_lipsync.pipeline.engines import ENGINES
+from flame_lipsync.blender import environment
+from flame_lipsync.operators import headless
 try:
     import aud
 except ImportError:
@@ -203,7 +202,7 @@ def test_every_engine_bakes_without_optional_packages(tmp_path, variant, blocked
 # --- the CLI ------------------------------------------------------------------------
 
 def engines():
-    from core.engines import ENGINES
+    from flame_lipsync.pipeline.engines import ENGINES
     return list(ENGINES)
 
 
@@ -236,13 +235,11 @@ def test_cli_bake_without_torch_and_librosa(tmp_path, engine):
 PREFS = r'''
 import json, os, sys
 root, out, studio, venv_root, wrong_env = sys.argv[1:6]
-sys.path.insert(0, root)
 import bpy, addon_utils
-import addon_package
-addon = addon_package.load_addon()
+import flame_lipsync as addon
 addon_utils._addon_ensure("flame_lipsync")   # what enabling from Preferences creates
 addon.register()
-from flame_lipsync.operators import environment
+from flame_lipsync.blender import environment
 report = {}
 env = environment.detect(refresh=True)
 report["packages"] = {k: [v.version, v.note] for k, v in env.packages.items()}
@@ -341,9 +338,7 @@ def test_preferences_report_paths_and_refuse_download_offline(tmp_path):
 
 def test_torch_download_job_progress_errors_and_cancel(tmp_path):
     """The pip job without a network: a fake pip that prints what pip prints."""
-    import addon_package
-    addon_package.load_addon()
-    from flame_lipsync.operators import environment
+    from flame_lipsync.blender import environment
 
     def job(script):
         command = [sys.executable, "-c", textwrap.dedent(script)]
@@ -465,8 +460,8 @@ errors = []
 addon_utils.enable(name, default_set=True, handle_error=lambda ex: errors.append(repr(ex)))
 report["enable_errors"] = errors
 load_head = importlib.import_module(name + ".core.mesh_io").load_head
-engines = importlib.import_module(name + ".core.engines").ENGINES
-environment = importlib.import_module(name + ".operators.environment")
+engines = importlib.import_module(name + ".pipeline.engines").ENGINES
+environment = importlib.import_module(name + ".blender.environment")
 vertices, faces = load_head(template)
 
 

@@ -15,10 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-try:  # inside the installed extension package
-    from ..core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
-except ImportError:  # project root on sys.path (tests, cli)
-    from core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
+from ..core.flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
 
 VIEWS = ("face", "mouth")
 MOUTH_WINDOW = 0.07          # metres across the mouth close-up

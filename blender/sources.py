@@ -10,7 +10,7 @@ import bpy
 
 from ..core.audio import AudioError, Speech, load_speech
 from ..core.flame import VERTEX_COUNT
-from ..core.mesh_io import MeshError, check_flame_topology
+from ..core.mesh_io import MeshError, check_flame_faces, check_flame_topology
 
 
 def scene_fps(scene) -> float:
@@ -29,6 +29,25 @@ def sound_strips(scene):
     return [s for s in strips_of(scene) if s.type == "SOUND"]
 
 
+# A strip's timing, through the API of the running Blender. 5.1 renamed it (the old names
+# warn and go away in 6.0): frame_final_start/_end/_duration -> left_handle/right_handle/
+# duration, frame_start -> content_start, frame_offset_start -> left_handle_offset.
+# The fallback is 4.2-5.0's. Nothing else in the add-on reads a strip's frames.
+
+def strip_span(strip) -> tuple[int, int]:
+    """(first frame the strip plays, first frame after it): the handles, end exclusive."""
+    if hasattr(strip, "left_handle"):
+        return int(strip.left_handle), int(strip.right_handle)
+    return int(strip.frame_final_start), int(strip.frame_final_end)
+
+
+def strip_content_start(strip) -> float:
+    """Timeline frame where the strip's source (its sound's time 0) begins, before trims."""
+    if hasattr(strip, "content_start"):
+        return float(strip.content_start)
+    return float(strip.frame_start)
+
+
 def strip_speech(scene, strip_name: str, rate: int = 16000) -> tuple[Speech, int]:
     """The audible part of a sound strip -> (Speech, first scene frame)."""
     strip = next((s for s in sound_strips(scene) if s.name == strip_name), None)
@@ -44,13 +63,14 @@ def strip_speech(scene, strip_name: str, rate: int = 16000) -> tuple[Speech, int
     path = bpy.path.abspath(strip.sound.filepath, library=strip.sound.library)
     speech = load_speech(path, rate=rate, fps=fps)
     # Audio time at the first visible frame: the left trim plus the sound offset.
-    start = (strip.frame_final_start - strip.frame_start) / fps + getattr(strip, "sound_offset", 0.0)
-    length = strip.frame_final_duration / fps
+    first_frame, end_frame = strip_span(strip)
+    start = (first_frame - strip_content_start(strip)) / fps + getattr(strip, "sound_offset", 0.0)
+    length = (end_frame - first_frame) / fps
     first, last = int(round(start * rate)), int(round((start + length) * rate))
     samples = speech.samples[max(first, 0):max(min(last, len(speech.samples)), 0)]
     from ..core.audio import speech_from_array
     cut = speech_from_array(samples, rate, rate, fps, source=f"strip '{strip.name}' ({path})")
-    return cut, int(strip.frame_final_start)
+    return cut, first_frame
 
 
 def file_speech(path: str, scene) -> tuple[Speech, int]:
@@ -73,6 +93,38 @@ def check_target(obj) -> None:
         raise MeshError("No active object: select the head mesh to animate.")
     if obj.type != "MESH":
         raise MeshError(f"'{obj.name}' is a {obj.type.lower()}, not a mesh: select a FLAME head mesh.")
+    check_local(obj)
     count = len(obj.data.vertices)
     if count != VERTEX_COUNT:
         check_flame_topology(count, f"'{obj.name}'")
+    check_flame_faces(mesh_faces(obj.data), f"'{obj.name}'")
+
+
+def mesh_faces(mesh):
+    """(F, 3) vertex indices of a triangle mesh; polygons with more corners are
+    returned as a row of -1 so the face-list check refuses them."""
+    import numpy as np
+    corners = np.empty(len(mesh.polygons), np.int32)
+    mesh.polygons.foreach_get("loop_total", corners)
+    loops = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", loops)
+    if len(corners) and (corners == 3).all() and len(loops) == 3 * len(corners):
+        return loops.reshape(-1, 3)
+    return np.full((len(corners), 3), -1, np.int32)
+
+
+def check_local(obj) -> None:
+    """Linked or overridden data cannot take our shape keys or modifier (the saved file
+    would silently lose them): refuse with how to make it local."""
+    key = obj.data.shape_keys if obj.type == "MESH" else None
+    for what, data in (("object", obj), ("mesh", obj.data), ("shape keys", key)):
+        if data is None:
+            continue
+        library = getattr(data, "library", None)
+        if library is not None:
+            raise MeshError(f"'{obj.name}' ({what} '{data.name}') is linked from the library "
+                            f"'{library.filepath}': make it local (Object > Relations > Make Local > "
+                            "Selected Objects and Data) and bake again.")
+        if getattr(data, "override_library", None) is not None:
+            raise MeshError(f"'{obj.name}' ({what} '{data.name}') is a library override (its shape keys would not be "
+                            "saved): make it local (Object > Relations > Make Local) and bake again.")

@@ -1,7 +1,7 @@
 """Calibrate how the neural engine turns a network's output into a performance, on the
 corpus's held-out validation voices only (never on the test recordings).
 
-    python tools/calibrate_engine.py models/weights/neural.npz [--write]
+    python -m flame_lipsync.training.calibrate_engine models/weights/neural.npz [--write]
 
 The engine's own steps (models.engine.shape_controls) are what is calibrated; they
 include resting in the pauses the phone head hears.
@@ -28,18 +28,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from core.coarticulation import enforce_closures  # noqa: E402
-from core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE  # noqa: E402
-from core.mesh_io import load_head  # noqa: E402
-from core.metrics import BILABIALS, OPEN_VOWELS, RefPhone, _bilabial_counts, _frames_between  # noqa: E402
-from core.metrics import _open_vowel_counts  # noqa: E402
-from core.rig import load_rig  # noqa: E402
-from models import load_model  # noqa: E402
-from models.corpus import iter_utterances  # noqa: E402
-from models.engine import DEFAULT_SEAL, SEAL_EVIDENCE, network_outputs, shape_controls  # noqa: E402
-from models.numpy_inference import has_phone_head, update_meta  # noqa: E402
+from ..core.coarticulation import enforce_closures
+from ..core.flame import FLAME_ASSETS, LOWER_LIP_EDGE, UPPER_LIP_EDGE
+from ..core.mesh_io import load_head
+from ..core.metrics import BILABIALS, OPEN_VOWELS, RefPhone, _bilabial_counts, _frames_between
+from ..core.metrics import _open_vowel_counts
+from ..core.rig import load_rig
+from ..models import load_model
+from .corpus import iter_utterances
+from ..models.engine import DEFAULT_SEAL, SEAL_EVIDENCE, network_outputs, shape_controls
+from ..models.numpy_inference import has_phone_head, update_meta
 
 SIGMAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 THRESHOLDS = np.round(np.concatenate([[0.05, 0.1, 0.15], np.arange(0.20, 0.91, 0.05)]), 2)
@@ -209,7 +208,7 @@ def main(argv=None) -> int:
     rule = choose(counts, args.evidence)
     print("chosen seal:", json.dumps(rule))
     if rule and args.write:
-        source = f"{len(val.items)} {kind} utterances of the corpus's validation voices (tools/calibrate_engine.py)"
+        source = f"{len(val.items)} {kind} utterances of the corpus's validation voices (training/calibrate_engine.py)"
         update_meta(args.weights, articulation=dict(articulation, chosen_on=source),
                     seal=dict(rule, chosen_on=source))
         print(f"wrote meta['articulation'] and meta['seal'] to {args.weights}")

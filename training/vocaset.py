@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.flame import VERTEX_COUNT
+from ..core.flame import VERTEX_COUNT
 
 TRAIN_SUBJECTS = (
     "FaceTalk_170728_03272_TA", "FaceTalk_170904_00128_TA", "FaceTalk_170725_00137_TA",
@@ -95,7 +95,7 @@ def load_split(root, split: str = "train", fps: float = 30.0, subjects=None,
 
     `fps` must divide 60 (30: every other captured frame). Captured frame k becomes frame k / step;
     frames the capture lacks (gaps, a first frame number above 0) take the nearest captured one."""
-    from core.audio import resample
+    from ..core.audio import resample
 
     root = check_folder(root)
     step = CAPTURE_FPS / fps

@@ -1,6 +1,6 @@
-"""Read the synthetic corpus that tools/build_corpus.py writes (`make corpus`).
+"""Read the synthetic corpus that training/build_corpus.py writes (`make corpus`).
 
-    from models.corpus import load_manifest, iter_utterances
+    from flame_lipsync.training.corpus import load_manifest, iter_utterances
     manifest = load_manifest("out/corpus")
     for utt in iter_utterances("out/corpus", "train"):
         utt.audio      # (n,) float32, 16 kHz mono
@@ -58,7 +58,7 @@ def load_manifest(path) -> dict:
     file = manifest_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"No corpus manifest at {file}: build the corpus with `make corpus` "
-                                f"(or python tools/build_corpus.py --out {file.parent}).")
+                                f"(or python training/build_corpus.py --out {file.parent}).")
     with open(file, encoding="utf-8") as f:
         manifest = json.load(f)
     if manifest.get("format") != FORMAT_VERSION:
@@ -116,7 +116,7 @@ def vertex_offsets(controls, head=None) -> np.ndarray:
     """(T, C) controls -> (T, 5023, 3) vertex offsets in metres through the rig;
     with `head` ((5023, 3) vertices of any FLAME-topology head), in that head's
     own axes and scale (core.rig.Rig.fields_for)."""
-    from core.rig import load_rig
+    from ..core.rig import load_rig
     rig = load_rig()
     weights = np.asarray(controls, np.float32)
     if head is None:

@@ -1,7 +1,7 @@
 """Run the phone loop once over every corpus utterance and cache its per-frame phones,
 so networks with the phone front end (model.front_end = "mel+phones") can train.
 
-    python tools/cache_phone_features.py [--corpus out/corpus]
+    python -m flame_lipsync.training.cache_phone_features [--corpus out/corpus]
 
 Resumable (existing files are kept); ~0.06 s of decoding per second of audio.
 """
@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from models.corpus import load_manifest, load_utterance  # noqa: E402
-from models.phone_features import cache_path, phone_indices  # noqa: E402
+from .corpus import load_manifest, load_utterance
+from ..models.phone_features import cache_path, phone_indices
 
 
 def main(argv=None) -> int:

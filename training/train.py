@@ -1,11 +1,11 @@
-"""Training: `python cli.py train --config models/configs/voca.json [--resume]`.
+"""Training: `python cli.py train --config training/configs/voca.json [--resume]`.
 
 A config file (JSON) has four sections, each a dataclass here or in voca.py:
   "model": ModelConfig   (voca.py)        "data": DataConfig
   "train": TrainConfig                    "loss": LossWeights (voca.py)
 
-Data: the TTS corpus (`models.corpus`: one .npz per utterance with `audio` float32 16 kHz and
-`controls` (T, 10) at 30 fps, manifest.json with splits by voice) or VOCASET (`models.vocaset`).
+Data: the TTS corpus (`training.corpus`: one .npz per utterance with `audio` float32 16 kHz and
+`controls` (T, 10) at 30 fps, manifest.json with splits by voice) or VOCASET (`training.vocaset`).
 Every animation frame becomes one training example: the 16-frame feature window around it
 (features.window_indices), its style (voice) one-hot and its targets; a batch holds
 `batch_size` runs of `seq_len` consecutive frames so the velocity loss sees motion.
@@ -13,7 +13,7 @@ Every animation frame becomes one training example: the 16-frame feature window 
 Runs on CPU (CUDA when present), seeded and resumable at epoch boundaries: `last.pt` after
 every epoch, `best.pt` whenever the held-out-voice score improves (both plain state dicts,
 loaded with torch.load(weights_only=True)). Writes `loss.png`, `history.json` and exports the
-best weights as one .npz (models/voca.export_weights) that torch and numpy inference load.
+best weights as one .npz (training/losses.py export_weights) that torch and numpy inference load.
 """
 from __future__ import annotations
 
@@ -27,12 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.phonetic import frame_count
-from core.rig import CONTROLS, load_rig
+from ..core.phonetic import frame_count
+from ..core.rig import CONTROLS, load_rig
 
-from . import features as feats
-from .phone_features import cache_path, one_hot, phone_frames
-from .voca import VOCA, LossWeights, ModelConfig, export_weights, losses, pca
+from ..models import features as feats
+from ..models.config import ModelConfig
+from ..models.phone_features import cache_path, one_hot, phone_frames
+from ..models.voca import VOCA
+from .losses import LossWeights, export_weights, losses, pca
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +43,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class DataConfig:
-    format: str = "corpus"       # 'corpus' (models.corpus) | 'vocaset' | 'synthetic' (a toy corpus made here)
+    format: str = "corpus"       # 'corpus' (training.corpus) | 'vocaset' | 'synthetic' (a toy corpus made here)
     path: str = "out/corpus"     # relative paths are from the project root
     fps: float = 30.0
     max_utterances: int = 0      # per split, 0 = all
@@ -139,7 +141,7 @@ class Utterance:
             return feats.front_end_features(self.audio if audio is None else audio, front_end)
         if self.heard is None:
             raise ValueError(f"utterance {self.name}: no cached phone-loop phones "
-                             "(run python tools/cache_phone_features.py)")
+                             "(run python -m flame_lipsync.training.cache_phone_features)")
         return feats.front_end_features(self.audio, front_end, phones=one_hot(self.heard))
 
     @property
@@ -167,7 +169,7 @@ def _fit_length(arr: np.ndarray, n: int) -> np.ndarray:
 
 def load_utterances(data: DataConfig, split: str, heard_phones: bool = False) -> list[Utterance]:
     """`heard_phones`: also load each utterance's cached phone-loop phones
-    (tools/cache_phone_features.py) for the mel+phones front end."""
+    (training/cache_phone_features.py) for the mel+phones front end."""
     path = _project_path(data.path)
     out = []
     if data.format == "vocaset":
@@ -212,7 +214,7 @@ def load_utterances(data: DataConfig, split: str, heard_phones: bool = False) ->
             cached = cache_path(path, files.get(name, f"{name}.npz"))
             if not cached.is_file():
                 raise FileNotFoundError(f"no cached phone-loop phones for {name} at {cached}: "
-                                        "run python tools/cache_phone_features.py first")
+                                        "run python -m flame_lipsync.training.cache_phone_features first")
             heard = np.load(cached).astype(np.int64)
         out.append(Utterance(name, voice, audio, controls=_fit_length(controls, n), phones=labels, heard=heard))
         if data.max_utterances and len(out) >= data.max_utterances:
@@ -221,9 +223,9 @@ def load_utterances(data: DataConfig, split: str, heard_phones: bool = False) ->
 
 
 def augmenter(channel: bool = False):
-    """The on-the-fly augmentation, (samples, rate, rng) -> samples, or None without models.augment.
+    """The on-the-fly augmentation, (samples, rate, rng) -> samples, or None without training.augment.
 
-    `models.augment.augment` when that module defines one; otherwise a policy built here from its
+    `training.augment.augment` when that module defines one; otherwise a policy built here from its
     length-preserving primitives (so the targets stay valid): gain +-6 dB, white or pink noise at
     5-30 dB SNR (half the time), a synthetic room (RT60 0.15-0.7 s, a third of the time); with
     `channel` (data.augment_channel), first a random microphone/codec colouring (70 %). A function
@@ -312,7 +314,7 @@ class FrameSet:
 def write_synthetic_corpus(root, voices=("va", "vb", "vc", "vd", "ve"), utterances_per_voice: int = 3,
                            seconds: float = 2.0, fps: float = 30.0, seed: int = 0,
                            split=(("train", 3), ("val", 1), ("test", 1))) -> Path:
-    """A tiny corpus in the format of models.corpus (what tools/build_corpus.py writes), learnable
+    """A tiny corpus in the format of training.corpus (what training/build_corpus.py writes), learnable
     from audio: tone bursts whose loudness opens the jaw and whose formant band rounds the lips;
     silence closes them. For tests and smoke runs; the real corpus is `make corpus`."""
     from . import corpus
@@ -581,7 +583,7 @@ def _train(run: RunConfig, resume: bool, log) -> dict:
     total_steps = steps * t.epochs
     augment = augmenter(run.data.augment_channel) if run.data.augment else None
     if run.data.augment and augment is None:
-        log("data.augment is on but models.augment is not importable: training without on-the-fly augmentation")
+        log("data.augment is on but training.augment is not importable: training without on-the-fly augmentation")
     export_path = _project_path(t.export) if t.export else out_dir / "model.npz"
     train_started = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # resumed: time adds up
 

@@ -1,6 +1,6 @@
 """Audio augmentation for the synthetic corpus, numpy only, seeded.
 
-Used by tools/build_corpus.py to write augmented copies, and usable by training
+Used by training/build_corpus.py to write augmented copies, and usable by training
 to augment on the fly. Every function takes plain arrays (mono float32 audio at
 `rate`, controls (T, C) at frame times i / fps) and, where randomness is needed,
 a `numpy.random.Generator`, so a seed reproduces the result.
@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from core.coarticulation import LIPS_SETTLE, REST_CLOSE
-from core.phonetic import frame_count
-from core.rig import CONTROLS
+from ..core.coarticulation import LIPS_SETTLE, REST_CLOSE
+from ..core.phonetic import frame_count
+from ..core.rig import CONTROLS
 
 # What the teacher (core.coarticulation.rest_in_pauses) shows in any silence of
 # 0.2 s or more, leading and trailing silence included: jaw shut, lips together

@@ -1,9 +1,9 @@
 """Build the synthetic training corpus for the neural engine (teacher -> student).
 
-    python tools/build_corpus.py --out out/corpus [--sentences N] [--seed S]
+    python training/build_corpus.py --out out/corpus [--sentences N] [--seed S]
     make corpus                      # installs the synthesizers, then runs this
 
-Sentences (models/sentences.txt, then sentences generated from word lists) are
+Sentences (training/sentences.txt, then sentences generated from word lists) are
 spoken by many voices of the offline synthesizers (espeak-ng accents x
 variants, flite and festival voices), each utterance with its own rate and
 pitch. The targets are the phonetic engine's controls from FORCED ALIGNMENT of
@@ -49,12 +49,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from core.audio import Speech, loudness_envelope, speech_from_array  # noqa: E402
-from core.rig import CONTROLS  # noqa: E402
-from models import augment  # noqa: E402
+from ..core.audio import Speech, loudness_envelope, speech_from_array
+from ..core.rig import CONTROLS
+from . import augment
 
-SENTENCE_FILE = ROOT / "models" / "sentences.txt"
+SENTENCE_FILE = ROOT / "training" / "sentences.txt"
 RATE = 16000
 FPS = 30.0
 FORMAT_VERSION = 1
@@ -154,7 +153,7 @@ def _fill(template: str, rng: np.random.Generator) -> str:
 def generate_sentences(n: int, seed: int, base: list[str] | None = None) -> list[str]:
     """The first n of: the written sentences, then template sentences (seeded),
     all unique and made only of words the aligner's dictionary knows."""
-    from core.phones import _dictionary, normalise_transcript
+    from ..core.phones import _dictionary, normalise_transcript
     sentences = list(base if base is not None else read_sentences())[:n]
     rng = np.random.default_rng([seed, 7])
     known, seen = _dictionary(), set(sentences)
@@ -395,7 +394,7 @@ def widen_aligner_beams():
     process. Everything else (dictionary, passes, tiling, coarticulation) stays
     the engine's own; core.phones has no public setting for the beams. Returns
     the decoder it replaced (None if none was made yet), for `restore_aligner`."""
-    from core import phones
+    from ..core import phones
     ps = phones._pocketsphinx()
     with phones._lock:
         previous = phones._decoders.get("align")
@@ -405,7 +404,7 @@ def widen_aligner_beams():
 
 
 def restore_aligner(previous) -> None:
-    from core import phones
+    from ..core import phones
     with phones._lock:
         if previous is None:
             phones._decoders.pop("align", None)
@@ -425,7 +424,7 @@ class _Collect(logging.Handler):
 def teacher(samples: np.ndarray, text: str):
     """Forced alignment + coarticulation by the phonetic engine.
     Returns (controls (T, C) float32, phones [(label, start, end)], problem or None)."""
-    from core import phonetic
+    from ..core import phonetic
     handler = _Collect()
     log = logging.getLogger("core.phones")
     saved = log.level, log.propagate
@@ -486,14 +485,14 @@ def bilabial_disagreement(events, phones) -> tuple[str | None, float]:
 
 def tile_phones(phones, duration: float):
     """Phones re-tiled over 0..duration (SIL in every gap), as the engine returns them."""
-    from core.phones import _tile
+    from ..core.phones import _tile
     return _tile([(l, a, b) for l, a, b in phones if l != "SIL"], duration)
 
 
 def recompute_targets(phones, samples: np.ndarray, n_frames: int) -> np.ndarray:
     """The teacher's controls for audio whose phones are known (after a timing change):
     the same coarticulation and loudness scaling as core.phonetic.animate."""
-    from core.coarticulation import coarticulate
+    from ..core.coarticulation import coarticulate
     tiled = tile_phones(phones, samples.size / RATE)
     loud = loudness_envelope(Speech(samples, RATE, "corpus"), FPS, n_frames)
     return coarticulate(tiled, FPS, n_frames, loud).astype(np.float32)
@@ -616,7 +615,7 @@ def augment_job(job: dict) -> dict:
         timing_changed = True
     phones = [(p.label, p.start, p.end)
               for p in tile_phones(augment.scale_phones(phones, factor, shift), audio.size / RATE)]
-    from core.phonetic import frame_count
+    from ..core.phonetic import frame_count
     n_frames = frame_count(audio.size / RATE, FPS)
     if timing_changed:
         # Teacher targets for the new timing, from the clean (pre-noise) audio.
@@ -811,8 +810,8 @@ def build(out: Path, n_sentences: int = DEFAULT_SENTENCES, seed: int = 0,
     manifest = {
         "format": FORMAT_VERSION,
         "description": "Synthetic speech (offline TTS) with the phonetic engine's forced-alignment "
-                       "controls as targets; see tools/build_corpus.py.",
-        "build_command": command or f"python tools/build_corpus.py --out {out} "
+                       "controls as targets; see training/build_corpus.py.",
+        "build_command": command or f"python training/build_corpus.py --out {out} "
                                     f"--sentences {n_sentences} --seed {seed}",
         "seed": seed, "rate": RATE, "fps": FPS, "controls": list(CONTROLS),
         "rest_pose": augment.REST_POSE.tolist(),
@@ -854,7 +853,7 @@ def main(argv=None) -> int:
                         f"{DEFAULT_SENTENCES})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sentence-file", type=Path, help="use these sentences instead of "
-                   "models/sentences.txt (one a line, '#' comments)")
+                   "training/sentences.txt (one a line, '#' comments)")
     p.add_argument("--voices", help="comma-separated train voices ENGINE:NAME "
                    "(default: the built-in list)")
     p.add_argument("--val-voices", help="comma-separated held-out validation voices")
@@ -884,7 +883,7 @@ def main(argv=None) -> int:
     overlap = set(train) & (set(held["val"]) | set(held["test"]))
     if overlap or set(held["val"]) & set(held["test"]):
         raise SystemExit(f"a voice cannot be in two splits: {sorted(v.id for v in overlap)}")
-    command = "python tools/build_corpus.py " + " ".join(
+    command = "python training/build_corpus.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     build(args.out, args.sentences, args.seed, train, held, args.per_sentence,
           args.heldout_sentences, args.augmented, args.workers, args.sentence_file, command)

@@ -1,0 +1,131 @@
+"""What the upper-face layers hear: per-frame loudness, F0, voicing, pauses, syllable
+peaks and pitch accents, from the samples alone (numpy; no librosa, no transcript).
+
+Computed once per clip (`analyse`) and shared by the eyes, brows, head and emotion
+layers, so switching one layer off does not change what the others hear.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import Speech, loudness_envelope
+
+F0_MIN, F0_MAX = 70.0, 400.0   # Hz, adult speech
+VOICING = 0.45                 # normalised autocorrelation peak for a voiced frame
+PAUSE_MIN = 0.25               # s of quiet that count as a pause
+QUIET_DB = 18.0                # dB below the clip's speech level (90th percentile) = quiet
+
+
+@dataclass
+class Prosody:
+    fps: float
+    loudness_db: np.ndarray   # (T,) dB re full scale
+    quiet: np.ndarray         # (T,) bool: not speaking
+    f0: np.ndarray            # (T,) Hz, 0 where unvoiced
+    semitones: np.ndarray     # (T,) F0 in semitones re the clip's median F0, interpolated over gaps, smoothed
+    pauses: list              # [(first, last)] frames of quiet spans >= PAUSE_MIN (inside or at the ends)
+    peaks: np.ndarray         # frames of syllable (loudness) peaks in speech
+    stress: np.ndarray        # (len(peaks),) prominence of each peak, dB over its surroundings
+    accents: np.ndarray       # frames of pitch accents (F0 rises)
+    rise: np.ndarray          # (len(accents),) semitones risen into each accent
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.loudness_db)
+
+
+def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
+    if sigma_frames <= 0:
+        return x.astype(np.float64)
+    radius = max(1, int(3 * sigma_frames))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    kernel /= kernel.sum()
+    return np.convolve(np.pad(x.astype(np.float64), radius, mode="edge"), kernel, mode="valid")
+
+
+def f0_track(speech: Speech, fps: float, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 Hz, voicing strength) per animation frame: normalised autocorrelation of a
+    40 ms Hann window centred on t = i / fps (FFT), parabolic peak refinement."""
+    rate = speech.rate
+    win = int(round(0.040 * rate))
+    x = np.pad(speech.samples.astype(np.float64), (win // 2, win))
+    starts = np.clip(np.round(np.arange(n_frames) * rate / fps).astype(int), 0, len(x) - win)
+    frames = x[starts[:, None] + np.arange(win)[None]]
+    frames = frames - frames.mean(1, keepdims=True)
+    frames *= np.hanning(win)[None]
+    n_fft = 1 << int(np.ceil(np.log2(2 * win)))
+    spectrum = np.fft.rfft(frames, n_fft)
+    ac = np.fft.irfft(np.abs(spectrum) ** 2, n_fft)[:, :win]
+    # Normalise by the window's own autocorrelation (unbiased) and the energy.
+    w_ac = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(win), n_fft)) ** 2, n_fft)[:win]
+    ac = ac / np.maximum(w_ac[None], 1e-9) * w_ac[0]
+    ac = ac / np.maximum(ac[:, :1], 1e-12)
+    lo, hi = int(rate / F0_MAX), int(rate / F0_MIN)
+    band = ac[:, lo:hi]
+    k = band.argmax(1)
+    strength = band[np.arange(len(band)), k]
+    # Parabolic refinement of the lag.
+    left = band[np.arange(len(band)), np.clip(k - 1, 0, band.shape[1] - 1)]
+    right = band[np.arange(len(band)), np.clip(k + 1, 0, band.shape[1] - 1)]
+    denom = left - 2 * strength + right
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / denom, 0.0)
+    lag = lo + k + np.clip(shift, -0.5, 0.5)
+    return rate / lag, strength
+
+
+def analyse(speech: Speech, fps: float, n_frames: int) -> Prosody:
+    loud = loudness_envelope(speech, fps, n_frames).astype(np.float64)
+    db = 20 * np.log10(np.maximum(loud, 1e-5))
+    level = np.percentile(db, 90)
+    quiet = _smooth(db, 0.03 * fps) < level - QUIET_DB
+    f0, strength = f0_track(speech, fps, n_frames)
+    voiced = (strength > VOICING) & ~quiet
+    f0 = np.where(voiced, f0, 0.0)
+
+    # Pitch in semitones, gaps filled by interpolation, smoothed (~50 ms).
+    if voiced.sum() >= 2:
+        ref = np.median(f0[voiced])
+        st = 12 * np.log2(np.where(voiced, f0, ref) / ref)
+        # Octave errors: a frame more than 7 st from its neighbours' median is dropped.
+        med = np.array([np.median(st[max(0, i - 4):i + 5][voiced[max(0, i - 4):i + 5]])
+                        if voiced[max(0, i - 4):i + 5].any() else 0.0 for i in range(n_frames)])
+        good = voiced & (np.abs(st - med) < 7)
+        idx = np.flatnonzero(good) if good.sum() >= 2 else np.flatnonzero(voiced)
+        semitones = _smooth(np.interp(np.arange(n_frames), idx, st[idx]), 0.05 * fps)
+    else:
+        good = voiced
+        semitones = np.zeros(n_frames)
+
+    pauses = _spans(quiet, int(np.ceil(PAUSE_MIN * fps)))
+
+    # Syllable peaks: local maxima of the smoothed loudness while speaking.
+    smooth_db = _smooth(db, 0.025 * fps)
+    around = _smooth(db, 0.25 * fps)
+    is_peak = np.r_[False, (smooth_db[1:-1] > smooth_db[:-2]) & (smooth_db[1:-1] >= smooth_db[2:]), False]
+    peaks = np.flatnonzero(is_peak & ~quiet & (smooth_db > level - 12))
+    peaks = _thin(peaks, smooth_db, int(round(0.12 * fps)))
+    stress = smooth_db[peaks] - around[peaks]
+
+    # Pitch accents: voiced maxima of F0 after a rise of >= 1.5 st within 300 ms.
+    back = max(1, int(round(0.3 * fps)))
+    is_max = np.r_[False, (semitones[1:-1] > semitones[:-2]) & (semitones[1:-1] >= semitones[2:]), False]
+    low_before = np.array([semitones[max(0, i - back):i + 1].min() for i in range(n_frames)])
+    rise_all = semitones - low_before
+    accents = np.flatnonzero(is_max & good & (rise_all >= 1.5))
+    accents = _thin(accents, rise_all, int(round(0.25 * fps)))
+    return Prosody(fps=fps, loudness_db=db, quiet=quiet, f0=f0, semitones=semitones, pauses=pauses,
+                   peaks=peaks, stress=stress, accents=accents, rise=rise_all[accents])
+
+
+def _spans(mask: np.ndarray, min_len: int) -> list:
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_len]
+
+
+def _thin(frames: np.ndarray, score: np.ndarray, gap: int) -> np.ndarray:
+    """Keep the strongest of events closer than `gap` frames."""
+    kept = []
+    for i in frames[np.argsort(-score[frames], kind="stable")]:
+        if all(abs(i - j) >= gap for j in kept):
+            kept.append(int(i))
+    return np.array(sorted(kept), dtype=int)

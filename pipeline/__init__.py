@@ -1,0 +1,96 @@
+"""The pipeline, in order: audio -> engine -> motion -> pose. One place that runs the
+stages; the operators (UI bake), the headless CLI (bake and animate), eval and bench
+all call it, so each gives what the others give. Never imports bpy.
+
+    speech = pipeline.load_audio("line.wav", fps=30)
+    performance = pipeline.perform(speech, fps=30, settings=pipeline.Settings(engine="neural"))
+    for block in pipeline.pose_blocks(performance, head):   # (<=600, 5023, 3) vertices
+        ...
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core import motion
+from ..core.audio import load_speech as load_audio  # noqa: F401  (the pipeline's first stage)
+from ..core.performance import Performance
+from ..core.rig import load_rig
+from .engines import ENGINES, get as get_engine, run_engine  # noqa: F401
+
+POSE_BLOCK = 600  # frames posed at once: bounded memory for long dialogue
+
+
+class Cancelled(Exception):
+    """The user cancelled; nothing has been written."""
+
+
+@dataclass
+class Settings:
+    engine: str = "phonetic"
+    style: str | None = None          # engines with styles: a training voice, None = their average
+    device: str | None = None         # engines on torch: "cpu", "cuda" or "mps" (preferences)
+    transcript: str | None = None
+    intensity: float = 1.0
+    smoothing: float = 0.0
+    mode: str = "SHAPE_KEYS"          # or "MESH_CACHE" (bake writers only)
+    on_conflict: str = "refuse"       # or "stash" (bake writers only)
+    cache_path: str | None = None     # PC2 file (absolute) for MESH_CACHE
+    relative_cache: bool = True
+    frame_range: tuple[int, int] | None = None   # keep only these scene frames
+
+
+def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
+            stage=lambda name, fraction: None, cancelled=lambda: False) -> Performance:
+    """Speech -> Performance with per-frame controls (engine, then the motion stage).
+    Offsets are left to `pose`, which knows the head."""
+    stage("recognising speech", 0.05)
+    options = {"style": settings.style} if settings.style else {}
+    if settings.device:
+        options["device"] = settings.device
+    performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
+                             with_offsets=False, **options)
+    if cancelled():
+        raise Cancelled()
+    stage("shaping motion", 0.85)
+    performance = motion.smooth(performance, settings.smoothing)
+    performance = motion.apply_intensity(performance, settings.intensity)
+    if settings.frame_range:
+        performance = clip_to_frames(performance, *settings.frame_range)
+    if cancelled():
+        raise Cancelled()
+    return performance
+
+
+def clip_to_frames(performance: Performance, start: int, end: int) -> Performance:
+    first = performance.first_frame
+    lo, hi = max(start - first, 0), min(end - first + 1, performance.frame_count)
+    if hi <= lo:
+        raise ValueError(f"frame range {start}-{end} does not overlap the dialogue "
+                         f"(frames {first}-{first + performance.frame_count - 1})")
+    return performance.with_(controls=performance.controls[lo:hi], first_frame=first + lo)
+
+
+def head_fields(head: np.ndarray) -> np.ndarray:
+    """(C, 5023, 3) rig fields in the head's own frame (a posed or scaled head's lips
+    move the same way as the template's)."""
+    return load_rig().fields_for(head)
+
+
+def pose_blocks(performance: Performance, head: np.ndarray, block: int = POSE_BLOCK):
+    """Per-frame vertices of `head` performing, in blocks of <= `block` frames:
+    head + controls @ fields. The one definition of "pose the head"."""
+    head = np.asarray(head, np.float32)
+    flat = head_fields(head).reshape(len(performance.control_names), -1)
+    for lo in range(0, performance.frame_count, block):
+        weights = performance.controls[lo:lo + block]
+        yield head[None] + (weights @ flat).reshape(len(weights), -1, 3)
+
+
+def pose(performance: Performance, head: np.ndarray) -> np.ndarray:
+    """(T, 5023, 3) float32 vertices (all frames in memory; see pose_blocks)."""
+    blocks = list(pose_blocks(performance, head))
+    if not blocks:
+        return np.zeros((0,) + head.shape, np.float32)
+    return np.concatenate(blocks).astype(np.float32)
