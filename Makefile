@@ -135,9 +135,29 @@ demo: $(STAMP)
 	  --head "$(DEMO_HEAD)" --fps 30 --out out/demo.blend --export-npy out/demo.npy
 	$(PY) cli.py preview out/demo.blend --out out/demo.mp4 --stills out/demo_stills
 
-test: $(STAMP) $(STAMP45) package-link wheels  # wheels: the install test builds the zip the manifest lists
+test: $(STAMP) $(STAMP45) $(STAMP42) $(STAMP53_IF) .venv-track/.installed package-link wheels typecheck  # wheels: the install test builds the zip; .venv-track: the tracker test
 	$(PY) -m pytest -q tests
 	$(PY45) -m pytest -q tests/blender
+	$(if $(STAMP53_IF),$(PY53) -m pytest -q tests/blender,@echo "SKIPPED Blender 5.3 tests: python3.13 not found (install Python 3.13, e.g. pyenv install 3.13, or pass PYTHON313=/path/to/python3.13)")
+	$(PY42) -m pytest -q tests/blender
+
+# mypy over the Blender side against fake-bpy-module (mypy.ini, requirements-typecheck.txt).
+# The stubs use Python 3.12+ syntax, so this environment runs on PYTHON313 too.
+VENVTYPE := .venv-typecheck
+PYTYPE := $(VENVTYPE)/bin/python
+STAMPTYPE := $(VENVTYPE)/.installed
+.PHONY: typecheck
+typecheck: $(if $(PYTHON313),$(STAMPTYPE))
+	@if [ -z "$(PYTHON313)" ]; then \
+	  echo "SKIPPED typecheck: python3.13 not found (install Python 3.13, e.g. pyenv install 3.13, or pass PYTHON313=/path/to/python3.13)"; \
+	else mkdir -p $(VENVTYPE)/src && ln -sfn "$(CURDIR)" $(VENVTYPE)/src/flame_lipsync && \
+	  $(PYTYPE) -m mypy -p flame_lipsync.operators -p flame_lipsync.panels -p flame_lipsync.blender; fi
+
+$(STAMPTYPE): requirements-typecheck.txt
+	$(PYTHON313) -m venv $(VENVTYPE)
+	$(PYTYPE) -m pip install --quiet --upgrade pip
+	$(PYTYPE) -m pip install --quiet -r requirements-typecheck.txt
+	touch $(STAMPTYPE)
 
 # Speed and memory on 10/60/600 s of real speech with the naive-bake and decode
 # baselines and the CLI cold start, same run (~7-11 min on 2 cores) -> out/bench.{json,md}.
@@ -145,9 +165,12 @@ bench: $(STAMP)
 	$(PY) -m flame_lipsync.tools.bench
 
 # Lip-sync metrics of every engine on every shared clip, with and without transcripts:
-# out/eval/results.json, results.md and plots/*.png (tools/evaluate.py).
-eval: $(STAMP)
+# out/eval/results.json, results.md and plots/*.png (tools/evaluate.py); then the real-face
+# table (every engine and the loudness floor against MediaPipe-tracked talking-face video,
+# tracks cached by the video's hash in out/tracks): out/eval/real_faces.{json,md}.
+eval: $(STAMP) .venv-track/.installed  # (STAMPTRACK: defined further down)
 	$(PY) cli.py eval --engine all --transcripts --out out/eval
+	$(PY) tools/real_faces.py --out out/eval
 
 # Rebuild committed artefacts from ../shared/assets.
 rig: $(STAMP)

@@ -125,11 +125,15 @@ def cmd_animate(args) -> None:
             raise ValueError(f"--export-npy '{out}' is the {what} file: choose another output path")
     atomic.check_writable(out, "--export-npy")
     speech = pipeline.load_audio(args.audio, fps=args.fps)
-    settings = pipeline.Settings(engine=args.engine, style=args.style, transcript=read_transcript(args.transcript))
+    mouth, layers = face_settings(args)
+    settings = pipeline.Settings(engine=args.engine, style=args.style, transcript=read_transcript(args.transcript),
+                                 mouth=mouth, layers=layers)
     performance = pipeline.perform(speech, args.fps, settings)
     # Streamed block by block (an hour of dialogue never sits in memory), atomically.
     atomic.write_npy_blocks(out, (performance.frame_count,) + head.shape, np.float32,
                             pipeline.pose_blocks(performance, head))
+    if performance.head_rotation is not None:  # the head layer: (T, 3) pitch, yaw, roll, radians
+        np.save(out.with_name(out.stem + "_head_rotation.npy"), performance.head_rotation)
     timings = ", ".join(f"{k} {v:.2f}s" for k, v in performance.metadata["timings"].items())
     print(f"wrote {out}: {performance.frame_count} frames at {args.fps:g} fps "
           f"({performance.metadata['mode']}; {timings})", file=sys.stderr)
@@ -161,7 +165,49 @@ MANIFEST_REQUIRED = ("audio", "head", "out")
 MODES = ("shapekeys", "meshcache")
 
 
-def bake_one(job: dict, stash: bool = False, base: Path | None = None) -> str:
+LAYERS = ("mouth", "eyes", "brows", "head", "emotion")
+EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised")
+
+
+def add_face_arguments(parser) -> None:
+    for layer in LAYERS:
+        parser.add_argument(f"--no-{layer}", action="store_true", help=f"leave the {layer} layer still")
+    for layer in LAYERS[1:]:
+        parser.add_argument(f"--{layer}-intensity", type=float, default=1.0, metavar="X",
+                            help=f"scale of the {layer} layer (0-2, default 1)")
+    parser.add_argument("--emotion", default="neutral", choices=EMOTIONS, help="expression preset")
+    parser.add_argument("--emotion-strength", type=float, default=0.5, help="0-1 (default 0.5)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same blinks and nods")
+
+
+def face_props(args) -> dict:
+    """The face layers as the sidebar's scene settings (the bake reads those)."""
+    props = {f"layer_{layer}": not getattr(args, f"no_{layer}", False) for layer in LAYERS}
+    for layer in LAYERS[1:]:
+        value = float(getattr(args, f"{layer}_intensity", 1.0))
+        if not 0.0 <= value <= 2.0:
+            raise ValueError(f"--{layer}-intensity must be within 0-2, got {value:g}")
+        props[f"{layer}_intensity"] = value
+    strength = float(getattr(args, "emotion_strength", 0.5))
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"--emotion-strength must be within 0-1, got {strength:g}")
+    props.update(emotion_preset=getattr(args, "emotion", "neutral").upper(), emotion_strength=strength,
+                 motion_seed=int(getattr(args, "seed", 0)))
+    return props
+
+
+def face_settings(args):
+    """(mouth on?, core.layers.LayerSettings) for pipeline.Settings, from the same flags."""
+    from flame_lipsync.core.layers import LayerSettings
+    p = face_props(args)
+    return p["layer_mouth"], LayerSettings(
+        eyes=p["layer_eyes"], eyes_intensity=p["eyes_intensity"], brows=p["layer_brows"],
+        brows_intensity=p["brows_intensity"], head=p["layer_head"], head_intensity=p["head_intensity"],
+        emotion=p["layer_emotion"], emotion_intensity=p["emotion_intensity"],
+        emotion_preset=p["emotion_preset"].lower(), emotion_strength=p["emotion_strength"], seed=p["motion_seed"])
+
+
+def bake_one(job: dict, stash: bool = False, base: Path | None = None, face: dict | None = None) -> str:
     fps = check_fps(job.get("fps"), "fps")
     mode = job.get("mode") or "shapekeys"
     if mode not in MODES:
@@ -172,7 +218,7 @@ def bake_one(job: dict, stash: bool = False, base: Path | None = None) -> str:
     return headless.bake(job["audio"], job["head"], job["out"], job.get("object") or None,
                          transcript, job.get("engine") or "phonetic",
                          mode, fps, job.get("export_npy") or None,
-                         job.get("style") or None, "stash" if stash else "refuse", transcript_file)
+                         job.get("style") or None, "stash" if stash else "refuse", transcript_file, face)
 
 
 def read_manifest(path) -> list[dict]:
@@ -295,7 +341,8 @@ def cmd_bake(args) -> None:
         missing = [f"--{f.replace('_', '-')}" for f in ("audio", "head", "out") if not getattr(args, f)]
         if missing:
             raise ValueError(f"bake needs {', '.join(missing)} (or --manifest jobs.csv)")
-        print(bake_one({f: getattr(args, f, None) for f in BAKE_FIELDS}, args.stash), file=sys.stderr)
+        print(bake_one({f: getattr(args, f, None) for f in BAKE_FIELDS}, args.stash, face=face_props(args)),
+              file=sys.stderr)
         return
     jobs = plan_manifest(args.manifest, args.overwrite, args.allow_outside)
     base = Path(args.manifest).resolve().parent
@@ -370,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.add_argument("--fps", type=float, default=30.0)
     animate.add_argument("--export-npy", required=True, help="output (T, 5023, 3) float32, metres")
     animate.add_argument("--style", help="neural engine: speaking style (a training voice; default: average)")
+    add_face_arguments(animate)
     animate.set_defaults(func=cmd_animate)
 
     render = sub.add_parser("render-frames", help="Workbench stills and contact sheets")
@@ -395,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     bake.add_argument("--fps", type=float)
     bake.add_argument("--export-npy")
     bake.add_argument("--style", help="neural engine: speaking style (default: average of the voices)")
+    add_face_arguments(bake)
     bake.add_argument("--manifest", help="CSV of jobs: audio,head,out[,object,transcript,engine,mode,fps]")
     bake.add_argument("--stash", action="store_true",
                       help="move an action of the artist's on the head's shape keys to an NLA track (kept "

@@ -34,7 +34,10 @@ _REASONS = {
 
 def describe(err: OSError) -> tuple[str, str]:
     """(what happened, what to do) for an OSError, in words."""
-    reason, todo = _REASONS.get(err.errno, (err.strerror or type(err).__name__, "check the output path"))
+    if err.errno is None and "requested and" in str(err):   # numpy's tofile on a full disk
+        return _REASONS[errno.ENOSPC]
+    reason, todo = _REASONS.get(err.errno, (err.strerror or str(err) or type(err).__name__,
+                                            "check the output path"))
     return reason, todo
 
 
@@ -195,12 +198,12 @@ def _check_compressed(path: Path, head: bytes) -> None:
         if first != BLEND_MAGIC:
             raise WriteError(f"'{path}' is not a .blend file; the save failed.")
         return
-    # zstd: without the zstandard package, check the frame's end marker is present by size only.
+    # zstd: Blender writes seekable zstd, whose last frame is a seek table listing every
+    # frame's compressed size; a file cut short has no table or sizes that do not add up.
+    _check_seek_table(path)
     try:
         import zstandard
     except ImportError:
-        if path.stat().st_size < 64:
-            raise WriteError(f"'{path}' was cut short; free some space or write to another disk.") from None
         return
     try:
         with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as reader:
@@ -211,6 +214,36 @@ def _check_compressed(path: Path, head: bytes) -> None:
         raise WriteError(f"'{path}' is damaged ({err}); free some space or write to another disk.") from None
     if first != BLEND_MAGIC:
         raise WriteError(f"'{path}' is not a .blend file; the save failed.")
+
+
+SEEKABLE_MAGIC = 0x8F92EAB1
+SKIPPABLE_SEEK_TABLE = 0x184D2A5E
+
+
+def _check_seek_table(path: Path) -> None:
+    import struct
+    size = path.stat().st_size
+    cut = WriteError(f"'{path}' was cut short ({size} bytes, its zstd frames are incomplete): the disk is "
+                     "probably full; free some space or write to another disk.")
+    if size < 17:
+        raise cut
+    with open(path, "rb") as handle:
+        handle.seek(size - 9)
+        frames, descriptor, magic = struct.unpack("<IBI", handle.read(9))
+        if magic != SEEKABLE_MAGIC:
+            raise cut
+        entry = 12 if descriptor & 0x80 else 8
+        table = 8 + frames * entry + 9
+        if table > size:
+            raise cut
+        handle.seek(size - table)
+        skip_magic, skip_size = struct.unpack("<II", handle.read(8))
+        if skip_magic != SKIPPABLE_SEEK_TABLE or skip_size != table - 8:
+            raise cut
+        raw = handle.read(frames * entry)
+    compressed = sum(struct.unpack_from("<I", raw, k * entry)[0] for k in range(frames))
+    if compressed + table != size:
+        raise cut
 
 
 # --------------------------------------------------------------------------- locks

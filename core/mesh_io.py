@@ -43,8 +43,10 @@ def read_ply(path) -> tuple[np.ndarray, np.ndarray]:
     data = Path(path).read_bytes()
     try:
         return _read_ply(data, path)
-    except MeshError:
-        raise
+    except MeshError as err:
+        if str(path) in str(err):
+            raise
+        raise MeshError(f"{path}: {err}; export the head again as PLY or OBJ") from None
     except (ValueError, IndexError, KeyError, StopIteration, UnicodeDecodeError) as err:
         short = isinstance(err, StopIteration) or "buffer is smaller" in str(err)
         what = "is cut short (fewer vertices/faces than its header declares)" if short else \

@@ -24,6 +24,7 @@ import bpy
 import numpy as np
 
 from ..core.pc2 import write_pc2
+from ..core.rig import LAYER_OF
 
 OWNER_KEY = "flame_lipsync"
 PREFIX = "LS_"
@@ -144,6 +145,13 @@ def _conflict_action(obj, on_conflict: str):
 # Shape keys + action
 
 
+def layer_group(control: str) -> str:
+    """The F-curve group of a control's curve: "Lip Sync" for the mouth (as before the
+    upper face existed), "Lip Sync: eyes" etc. for the other layers."""
+    layer = LAYER_OF.get(str(control), "mouth")
+    return GROUP_NAME if layer == "mouth" else f"{GROUP_NAME}: {layer}"
+
+
 def _bake_names(control_names) -> list[str]:
     names = [PREFIX + str(c) for c in control_names]
     if any(not str(c) for c in control_names) or len(set(names)) != len(names):
@@ -188,7 +196,7 @@ def _fcurve_factory(action, key):
     if not SLOTTED:
         action.id_root = 'KEY'
         action.fcurves.clear()
-        return (lambda path: action.fcurves.new(path, index=0, action_group=GROUP_NAME)), None
+        return (lambda path, group=GROUP_NAME: action.fcurves.new(path, index=0, action_group=group)), None
 
     slot = next((s for s in action.slots if s.target_id_type in ('KEY', 'UNSPECIFIED')), None)
     if slot is None:
@@ -198,13 +206,13 @@ def _fcurve_factory(action, key):
     bag = strip.channelbag(slot, ensure=True)
     bag.fcurves.clear()
 
-    def new(path):
+    def new(path, group_name=GROUP_NAME):
         try:    # 5.0+
-            return bag.fcurves.new(path, index=0, group_name=GROUP_NAME)
+            return bag.fcurves.new(path, index=0, group_name=group_name)
         except TypeError:   # 4.4 / 4.5: no group_name
             fcurve = bag.fcurves.new(path, index=0)
             try:
-                group = bag.groups.get(GROUP_NAME) or bag.groups.new(GROUP_NAME)
+                group = bag.groups.get(group_name) or bag.groups.new(group_name)
                 fcurve.group = group
             except (AttributeError, TypeError, RuntimeError):
                 pass
@@ -302,7 +310,8 @@ def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.nd
     new_fcurve, slot = _fcurve_factory(action, key)
     frames = frame_start + np.arange(len(weights), dtype=np.float64)
     for c, name in enumerate(names):
-        fcurve = new_fcurve(f'key_blocks["{name}"].value')
+        # One F-curve group per layer (mouth, eyes, brows, emotion): mute or scale one alone.
+        fcurve = new_fcurve(f'key_blocks["{name}"].value', layer_group(control_names[c]))
         _write_fcurve(fcurve, frames, weights[:, c], interpolation)
     if ad.action != action:
         ad.action = action
@@ -427,7 +436,7 @@ def clear_bake(obj) -> dict:
     path is reported as ``pc2_file``.
     """
     rec = _record(obj)
-    report = {"shape_keys": [], "basis": None, "action": None, "anim_data": False,
+    report: dict = {"shape_keys": [], "basis": None, "action": None, "anim_data": False,
               "restored_action": None, "nla_track": None, "modifier": None, "pc2_file": None}
     key = _key(obj)
     if key is not None:

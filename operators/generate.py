@@ -7,9 +7,10 @@ from ..core.audio import AudioError
 from ..core.mesh_io import MeshError
 from ..blender import sources
 from .. import pipeline
+from ..core.layers import LayerSettings
 from .job import BakeJob, Cancelled, JobSettings, write
 
-USER_ERRORS = (AudioError, MeshError, ValueError, RuntimeError, FileNotFoundError)
+USER_ERRORS = (AudioError, MeshError, ValueError, RuntimeError, OSError)
 
 
 def settings_from(scene, props, audio_path: str, obj=None) -> JobSettings:
@@ -24,7 +25,17 @@ def settings_from(scene, props, audio_path: str, obj=None) -> JobSettings:
     return JobSettings(engine=props.engine, style=style, device=device, transcript=transcript, intensity=props.intensity,
                        smoothing=props.smoothing, mode=props.bake_mode,
                        on_conflict="stash" if props.stash_existing_action else "refuse",
-                       cache_path=cache_path(props, audio_path, obj), frame_range=frame_range)
+                       cache_path=cache_path(props, audio_path, obj), frame_range=frame_range,
+                       mouth=props.layer_mouth, layers=layer_settings(props))
+
+
+def layer_settings(props) -> LayerSettings:
+    return LayerSettings(eyes=props.layer_eyes, eyes_intensity=props.eyes_intensity,
+                         brows=props.layer_brows, brows_intensity=props.brows_intensity,
+                         head=props.layer_head, head_intensity=props.head_intensity,
+                         emotion=props.layer_emotion, emotion_intensity=props.emotion_intensity,
+                         emotion_preset=props.emotion_preset.lower(),
+                         emotion_strength=props.emotion_strength, seed=props.motion_seed)
 
 
 def cache_path(props, audio_path: str, obj=None) -> str | None:
@@ -164,12 +175,13 @@ class FLAMELIPSYNC_OT_clear(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from . import bake
+        from . import bake, head_motion
         obj = context.active_object
         if obj is None or obj.type != "MESH":
             self.report({"ERROR"}, "Select the head mesh whose lip sync should be cleared.")
             return {"CANCELLED"}
         removed = bake.clear_bake(obj)
+        removed["head_motion"] = head_motion.clear_head_rotation(obj)
         if not any(removed.values()):
             self.report({"WARNING"}, f"'{obj.name}' has no lip sync from this add-on: nothing removed.")
             return {"CANCELLED"}

@@ -118,13 +118,17 @@ def save_blend(path: Path, tmp: Path) -> None:
                                 "as it was); check the disk has space and the folder is writable.")
     try:
         atomic.check_blend(tmp)
-    except atomic.WriteError as err:
-        raise atomic.WriteError(f"could not write '{path}': {str(err).split(': ', 1)[-1]}") from None
+    except atomic.WriteError:
+        kept = " (the previous file was left as it was)" if path.exists() else ""
+        raise atomic.WriteError(f"could not write '{path}': the saved file came out incomplete, the disk is "
+                                f"probably full{kept}; free some space or choose another --out.") from None
 
 
 def bake(audio: str, head: str, out: str, object_name=None, transcript=None, engine="phonetic",
          mode="shapekeys", fps=None, export_npy=None, style=None, on_conflict="refuse",
-         transcript_file=None) -> str:
+         transcript_file=None, face: dict | None = None) -> str:
+    """`face`: scene settings of the face layers (panels/properties.py names, e.g.
+    {"layer_head": False, "emotion_preset": "HAPPY"}), as the sidebar sets them."""
     if not Path(audio).is_file():
         what = "is a folder, not an audio file" if Path(audio).is_dir() else "does not exist"
         raise FileNotFoundError(f"audio file '{audio}' {what}")
@@ -132,22 +136,24 @@ def bake(audio: str, head: str, out: str, object_name=None, transcript=None, eng
     out_path = Path(out).resolve()
     with atomic.exclusive(out_path, "blend"), atomic.Staged() as staged:
         return _bake(audio, head, out_path, object_name, transcript, engine, mode, fps, export_npy,
-                     style, on_conflict, staged)
+                     style, on_conflict, staged, face)
 
 
 def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fps, export_npy, style,
-          on_conflict, staged) -> str:
+          on_conflict, staged, face=None) -> str:
     obj = open_head(head, object_name)
     scene = bpy.context.scene
     if fps:
         set_scene_fps(scene, fps)
     strip = add_dialogue_strip(scene, audio)
-    props = scene.flame_lipsync
+    props = scene.flame_lipsync  # type: ignore[attr-defined]  # registered by register()
     props.source, props.strip = "STRIP", strip.name
     props.transcript = transcript or ""
     if engine not in [item.identifier for item in props.bl_rna.properties["engine"].enum_items]:
         pipeline.get_engine(engine)  # raises with the reason and the choices
     props.engine = engine
+    for name, value in (face or {}).items():
+        setattr(props, name, value)
     if style:
         try:
             props.style = style
@@ -205,7 +211,7 @@ def preview(blend: str, out: str, size=(480, 480), stills_dir: str | None = None
     camera.rotation_euler = (-__import__("mathutils").Vector(forward)).to_track_quat("-Z", "Y").to_euler()
     scene.camera = camera
     render = scene.render
-    render.engine = "BLENDER_WORKBENCH"
+    render.engine = "BLENDER_WORKBENCH"  # type: ignore[assignment]  # stubs list only EEVEE (the enum is built at runtime)
     render.resolution_x, render.resolution_y = size
     render.resolution_percentage = 100
     scene.display.render_aa = "FXAA"  # 8-sample AA costs ~1.5 s a frame on CPU

@@ -27,7 +27,7 @@ def head_vertices(obj) -> np.ndarray:
 
 def write(obj, performance, settings: JobSettings) -> str:
     """Bake a computed performance onto obj; returns a one-line summary."""
-    from . import bake
+    from . import bake, head_motion
 
     # Switching bake mode replaces our previous bake of the other kind: a mesh
     # cache would hide shape keys, and stale keys would confuse the artist.
@@ -35,9 +35,20 @@ def write(obj, performance, settings: JobSettings) -> str:
     if other:
         bake.clear_bake(obj)
     head = head_vertices(obj)
+    summary = _write_face(obj, head, performance, settings)
+    if performance.head_rotation is not None:
+        empty = head_motion.bake_head_rotation(obj, head, performance.head_rotation, performance.first_frame)
+        return f"{summary}; head motion on '{empty.name}'"
+    head_motion.clear_head_rotation(obj)  # a re-bake without the head layer leaves none behind
+    return summary
+
+
+def _write_face(obj, head, performance, settings) -> str:
+    from . import bake
     frames = f"frames {performance.first_frame}-{performance.first_frame + performance.frame_count - 1}"
     if settings.mode == "SHAPE_KEYS":
-        action = bake.bake_shape_keys(obj, performance.control_names, pipeline.head_fields(head),
+        action = bake.bake_shape_keys(obj, performance.control_names,
+                                      pipeline.head_fields(head, performance.control_names),
                                       performance.controls, performance.first_frame, settings.on_conflict)
         return f"baked {len(performance.control_names)} shape keys on '{obj.name}', action '{action.name}', {frames}"
     if not settings.cache_path:
@@ -53,7 +64,8 @@ class BakeJob:
     def __init__(self, speech, fps, first_frame, settings: JobSettings):
         self.args = (speech, fps, first_frame, settings)
         self.stage, self.progress = "starting", 0.0
-        self.result = self.error = None
+        self.result: pipeline.Performance | None = None
+        self.error: Exception | None = None
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.started = time.perf_counter()

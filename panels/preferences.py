@@ -43,7 +43,7 @@ class FlameLipSyncPreferences(bpy.types.AddonPreferences):
             icon = "CHECKMARK" if package.found else ("ERROR" if required else "DOT")
             text = f"{name} {package.version}" if package.found else f"{name}: not found"
             row = col.row()
-            row.label(text=f"{text}  ({package.note})", icon=icon)
+            row.label(text=f"{text}  ({package.note})", icon=icon)  # type: ignore[arg-type]  # one of 3 icon literals
         probe = environment.last_probe()
         if probe:
             if "error" in probe:

@@ -14,7 +14,10 @@ def _strip_items(self, context):
 
 def _style_items(self, context):
     engine = ENGINES.get(context.scene.flame_lipsync.engine) if context and context.scene else None
-    styles = engine.styles() if engine is not None else ()
+    try:  # drawn on every redraw: damaged weights must not raise here (the bake reports them)
+        styles = engine.styles() if engine is not None else ()
+    except Exception:  # noqa: BLE001
+        styles = ()
     return [("AVERAGE", "Average", "The average of the training voices (any speaker)")] + \
         [(name, name, f"Speaking style learnt from the voice '{name}'") for name in styles]
 
@@ -36,6 +39,22 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
                              description="Scales the articulation; sealed lips stay sealed")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=4.0,
                              description="Temporal smoothing (sigma in frames at 30 fps)")
+    # Face layers (core.layers): each baked in its own F-curve group, the head on an owned empty.
+    layer_mouth: BoolProperty(name="Mouth", default=True, description="The engine's lip sync")
+    layer_eyes: BoolProperty(name="Eyes", default=True, description="Blinks timed by the speech's pauses")
+    layer_brows: BoolProperty(name="Brows", default=True, description="Brow raises on pitch accents")
+    layer_head: BoolProperty(name="Head", default=True,
+                             description="Nods and shifts from prosody, on an empty the add-on owns")
+    layer_emotion: BoolProperty(name="Emotion", default=True,
+                                description="The voice's arousal scales mouth and brows; preset expression")
+    eyes_intensity: FloatProperty(name="Eyes", default=1.0, min=0.0, max=2.0)
+    brows_intensity: FloatProperty(name="Brows", default=1.0, min=0.0, max=2.0)
+    head_intensity: FloatProperty(name="Head", default=1.0, min=0.0, max=2.0)
+    emotion_intensity: FloatProperty(name="Emotion", default=1.0, min=0.0, max=2.0)
+    emotion_preset: EnumProperty(name="Expression", items=[
+        (p.upper(), p.title(), f"{p.title()} expression") for p in ("neutral", "happy", "sad", "angry", "surprised")])
+    emotion_strength: FloatProperty(name="Strength", default=0.5, min=0.0, max=1.0)
+    motion_seed: IntProperty(name="Seed", default=0, min=0, description="Same seed, same blinks and nods")
     bake_mode: EnumProperty(name="Bake", items=[
         ("SHAPE_KEYS", "Shape Keys", "One shape key per mouth control, keyed in one action (editable)"),
         ("MESH_CACHE", "Mesh Cache", "Exact per-frame vertices in a PC2 file + MeshCache modifier")])

@@ -39,6 +39,20 @@ class FLAMELIPSYNC_PT_main(bpy.types.Panel):
             col.prop(props, "style")
         col.prop(props, "intensity", slider=True)
         col.prop(props, "smoothing")
+        layers = col.box().column(align=True)
+        layers.label(text="Face Layers")
+        for name in ("mouth", "eyes", "brows", "head", "emotion"):
+            row = layers.row(align=True)
+            row.prop(props, f"layer_{name}")
+            if name != "mouth":
+                sub = row.row(align=True)
+                sub.active = getattr(props, f"layer_{name}")
+                sub.prop(props, f"{name}_intensity", text="", slider=True)
+        if props.layer_emotion:
+            row = layers.row(align=True)
+            row.prop(props, "emotion_preset", text="")
+            row.prop(props, "emotion_strength", slider=True)
+        layers.prop(props, "motion_seed")
         col.prop(props, "bake_mode")
         if props.bake_mode == "MESH_CACHE":
             col.prop(props, "cache_folder")

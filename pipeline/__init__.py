@@ -1,4 +1,4 @@
-"""The pipeline, in order: audio -> engine -> motion -> pose. One place that runs the
+"""The pipeline, in order: audio -> engine -> motion -> layers -> pose. One place that runs the
 stages; the operators (UI bake), the headless CLI (bake and animate), eval and bench
 all call it, so each gives what the others give. Never imports bpy.
 
@@ -9,14 +9,15 @@ all call it, so each gives what the others give. Never imports bpy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core import motion
+from ..core.layers import LayerSettings, apply_layers
 from ..core.audio import load_speech as load_audio  # noqa: F401  (the pipeline's first stage)
 from ..core.performance import Performance
-from ..core.rig import load_rig
+from ..core.rig import CONTROL_LAYERS, CONTROLS, load_rig
 from .engines import ENGINES, get as get_engine, run_engine  # noqa: F401
 
 POSE_BLOCK = 600  # frames posed at once: bounded memory for long dialogue
@@ -39,6 +40,8 @@ class Settings:
     cache_path: str | None = None     # PC2 file (absolute) for MESH_CACHE
     relative_cache: bool = True
     frame_range: tuple[int, int] | None = None   # keep only these scene frames
+    mouth: bool = True                # the engine's mouth (off: the mouth rests, other layers play)
+    layers: LayerSettings | None = field(default_factory=LayerSettings)  # None: mouth only (10 controls)
 
 
 def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
@@ -56,6 +59,12 @@ def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
     stage("shaping motion", 0.85)
     performance = motion.smooth(performance, settings.smoothing)
     performance = motion.apply_intensity(performance, settings.intensity)
+    if settings.layers is not None:  # eyes, brows, head, emotion (core.layers)
+        performance = apply_layers(performance, speech, settings.layers)
+    if not settings.mouth:
+        controls = performance.controls.copy()
+        controls[:, [performance.control_names.index(n) for n in CONTROL_LAYERS["mouth"]]] = 0.0
+        performance = performance.with_(controls=controls)
     if settings.frame_range:
         performance = clip_to_frames(performance, *settings.frame_range)
     if cancelled():
@@ -69,20 +78,27 @@ def clip_to_frames(performance: Performance, start: int, end: int) -> Performanc
     if hi <= lo:
         raise ValueError(f"frame range {start}-{end} does not overlap the dialogue "
                          f"(frames {first}-{first + performance.frame_count - 1})")
-    return performance.with_(controls=performance.controls[lo:hi], first_frame=first + lo)
+    rotation = performance.head_rotation
+    return performance.with_(controls=performance.controls[lo:hi], first_frame=first + lo,
+                             head_rotation=None if rotation is None else rotation[lo:hi])
 
 
-def head_fields(head: np.ndarray) -> np.ndarray:
-    """(C, 5023, 3) rig fields in the head's own frame (a posed or scaled head's lips
-    move the same way as the template's)."""
-    return load_rig().fields_for(head)
+def head_fields(head: np.ndarray, names=CONTROLS) -> np.ndarray:
+    """(len(names), 5023, 3) rig fields in the head's own frame (a posed or scaled head's
+    lips move the same way as the template's; its lids close on its own eyeballs)."""
+    names = tuple(names)
+    rig = load_rig()
+    if names == CONTROLS:
+        return rig.fields_for(head)
+    from ..core.rig import ALL_CONTROLS
+    return rig.all_fields_for(head)[[ALL_CONTROLS.index(n) for n in names]]
 
 
 def pose_blocks(performance: Performance, head: np.ndarray, block: int = POSE_BLOCK):
     """Per-frame vertices of `head` performing, in blocks of <= `block` frames:
     head + controls @ fields. The one definition of "pose the head"."""
     head = np.asarray(head, np.float32)
-    flat = head_fields(head).reshape(len(performance.control_names), -1)
+    flat = head_fields(head, performance.control_names).reshape(len(performance.control_names), -1)
     for lo in range(0, performance.frame_count, block):
         weights = performance.controls[lo:lo + block]
         yield head[None] + (weights @ flat).reshape(len(weights), -1, 3)

@@ -322,7 +322,7 @@ def build_upper(v, f, masks, landmarks):
         upper_w = constrained(L, [zero, (eye["lower"], 0.0), (eye["upper"], 1.0), (eye["corners"], 0.0)], region)
         lower_w = constrained(L, [zero, (eye["upper"], 0.0), (eye["lower"], 1.0), (eye["corners"], 0.0)], region)
         index = np.flatnonzero(region)
-        lids["upper_weight"][index] = np.clip(upper_w[index], 0, 1) ** 0.5
+        lids["upper_weight"][index] = smoothstep(np.clip(upper_w[index], 0, 1) * 1.25)
         lids["lower_weight"][index] = smoothstep(np.clip(lower_w[index], 0, 1) * 1.25)
         # Column coordinate: where along the upper margin (by x) each lid vertex lies.
         ux = v[eye["upper"], 0]
@@ -349,7 +349,8 @@ def build_upper(v, f, masks, landmarks):
     eye_opening = (lids["upper_weight"] > 0.5) | (lids["lower_weight"] > 0.05)
     zero = (np.concatenate([np.flatnonzero(~brow_area), border, np.flatnonzero(eye_opening & brow_area),
                             np.flatnonzero(brow_area & (v[:, 1] > 0.080))]), 0.0)
-    brow_band = np.flatnonzero(brow_area & (dist_brow < 0.007) & ~eye_opening)
+    brow_band = np.flatnonzero(brow_area & (dist_brow < 0.007) & (lids["upper_weight"] < 0.02)
+                               & (np.abs(v[:, 0]) < 0.050))  # off the temples: room to fall off
     brow_w = smoothstep(np.clip(constrained(L, [zero, (brow_band, 1.0)], brow_area), 0, 1))
     ax = np.abs(v[:, 0])
     inner = smoothstep((0.042 - ax) / 0.022)          # 1 inside |x| < 20 mm, 0 beyond 42 mm
@@ -379,7 +380,7 @@ def build_upper(v, f, masks, landmarks):
         "blink_left": np.zeros((n, 3)), "blink_right": np.zeros((n, 3)),
         "brow_raise_inner": BROW_RAISE * col(brow_w * inner) * along,
         "brow_raise_outer": BROW_RAISE * col(brow_w * outer) * along,
-        "brow_furrow": col(furrow_w) * np.stack([-np.sign(v[:, 0]) * BROW_FURROW_IN,
+        "brow_furrow": col(furrow_w) * np.stack([-np.tanh(v[:, 0] / 0.008) * BROW_FURROW_IN,
                                                  -BROW_FURROW_DOWN * np.ones(n), np.zeros(n)], 1),
         "squint": np.zeros((n, 3)),
         "cheek_raise": col(cheek_w) * np.stack([np.zeros(n), CHEEK_RAISE_UP * np.ones(n),

@@ -68,7 +68,8 @@ def f0_track(speech: Speech, fps: float, n_frames: int) -> tuple[np.ndarray, np.
     left = band[np.arange(len(band)), np.clip(k - 1, 0, band.shape[1] - 1)]
     right = band[np.arange(len(band)), np.clip(k + 1, 0, band.shape[1] - 1)]
     denom = left - 2 * strength + right
-    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / denom, 0.0)
+    safe = np.where(np.abs(denom) > 1e-12, denom, 1.0)
+    shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / safe, 0.0)
     lag = lo + k + np.clip(shift, -0.5, 0.5)
     return rate / lag, strength
 

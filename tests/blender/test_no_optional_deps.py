@@ -187,7 +187,7 @@ def test_every_engine_bakes_without_optional_packages(tmp_path, variant, blocked
             assert bake["result"] == ["ERROR"] and "only WAV and AIFF" in bake["message"], bake
             continue
         assert bake["result"] == ["FINISHED"], (bake, log)
-        assert bake["shape_keys"] == 10 and bake["action"] and bake["frames"][1] > bake["frames"][0], bake
+        assert bake["shape_keys"] == 17 and bake["action"] and bake["frames"][1] > bake["frames"][0], bake
     assert report["device_auto"] == "cpu"
     assert "PyTorch cannot be imported" in report["device_gpu"]
 
@@ -572,7 +572,7 @@ def test_installed_zip_bakes_with_its_bundled_wheels(tmp_path, bl_pkg_cli):
     for name, path in report["files"].items():
         assert path and Path(path).resolve().is_relative_to((user / "extensions").resolve()), (name, path)
     for bake in report["bakes"]:
-        assert bake["result"] == ["FINISHED"] and bake["shape_keys"] == 10, (bake, log)
+        assert bake["result"] == ["FINISHED"] and bake["shape_keys"] == 17, (bake, log)
     site = report["user_site_packages"]
     assert site.startswith(str(user / "extensions" / ".user"))
     assert report["download"] == ["FINISHED"], (report["download"], log)

@@ -11,6 +11,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from flame_lipsync.core.flame import FLAME_ASSETS, PROJECT_ROOT, SPEECH_ASSETS  # noqa: E402
+from flame_lipsync.core.rig import ALL_CONTROLS  # noqa: E402
 from flame_lipsync.blender.sources import strip_span  # noqa: E402
 
 LIBRIVOX = SPEECH_ASSETS / "librivox" / "sense_and_sensibility_01_austen_64kb-0880"
@@ -101,7 +102,7 @@ def test_strip_at_nonzero_start_lands_where_it_plays(head, fps, fps_base):
     assert frames[0] == first == 49
     assert frames[-1] == end - 1   # exactly the frames where it plays
     assert np.all(np.diff(frames) == 1)
-    assert len(curves) == 10
+    assert len(curves) == len(ALL_CONTROLS)  # mouth + upper face (issue 12)
 
 
 def test_bad_target_and_bad_audio_change_nothing(head, tmp_path):
@@ -157,7 +158,7 @@ def test_clear_removes_only_ours(head):
     artist.data[100].co.z += 0.01
     assert run_generate() == {"FINISHED"}
     assert run_generate() == {"FINISHED"}   # re-bake replaces ours
-    assert sum(k.name.startswith("LS_") for k in head.data.shape_keys.key_blocks) == 10
+    assert sum(k.name.startswith("LS_") for k in head.data.shape_keys.key_blocks) == len(ALL_CONTROLS)
     assert bpy.ops.flame_lipsync.clear() == {"FINISHED"}
     names = [k.name for k in head.data.shape_keys.key_blocks]
     assert names == ["Basis", "ArtistSneer"]
@@ -188,7 +189,7 @@ def test_cli_bake_single_and_blender_style_arguments(tmp_path):
                   "--out", str(out), "--transcript", str(LIBRIVOX.with_suffix(".txt")),
                   "--fps", "29.97", "--export-npy", str(tmp_path / "v.npy"))
     assert result.returncode == 0, result.stderr
-    assert out.is_file() and "baked 10 shape keys" in result.stderr
+    assert out.is_file() and f"baked {len(ALL_CONTROLS)} shape keys" in result.stderr
     vertices = np.load(tmp_path / "v.npy")
     assert vertices.shape == (math.floor(2.99 * 30000 / 1001) + 1, 5023, 3)
     # `blender -b -P cli.py -- bake ...`: arguments after "--" are the command.
@@ -234,4 +235,4 @@ def test_switching_bake_mode_replaces_our_previous_bake(head, tmp_path):
     assert head.data.shape_keys is None          # our keys (and the Basis we made) are gone
     props.bake_mode = "SHAPE_KEYS"
     assert run_generate() == {"FINISHED"}
-    assert not head.modifiers and len(head.data.shape_keys.key_blocks) == 11
+    assert not head.modifiers and len(head.data.shape_keys.key_blocks) == len(ALL_CONTROLS) + 1  # + Basis
