@@ -485,6 +485,8 @@ def main(argv=None) -> int:
     if argv is None and "--" in sys.argv:  # blender -b -P cli.py -- bake ...
         argv = sys.argv[sys.argv.index("--") + 1:]
     args = build_parser().parse_args(argv)
+    from flame_lipsync.core import phones
+    phones.set_workers(min(2, os.cpu_count() or 1))  # headless: phone-loop pieces on two cores
     import warnings
     warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
     try:

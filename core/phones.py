@@ -4,9 +4,12 @@ or phone-loop (allphone) recognition when there is none.
 Everything returned tiles the audio: phones are sorted, gap-free, start at 0 and
 end at the audio's duration, with silence, noise and fillers all called "SIL".
 """
+import contextlib
 import functools
 import logging
+import os
 import re
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -51,6 +54,41 @@ class Phone:
 
 class RecognitionError(RuntimeError):
     """Speech could not be turned into phones; the message says what to do."""
+
+
+class RecognitionCancelled(Exception):
+    """The caller's cancel flag was set; no phones were returned."""
+
+
+# Phone-loop pieces are decoded independently (fresh features each), so they can run
+# in parallel processes with the very same phones. Off by default: inside Blender's UI
+# the add-on stays in one process; the headless CLI turns it on (`set_workers`).
+_workers = 1
+_state = threading.local()  # the running thread's cancel check (see `cancellable`)
+
+
+def set_workers(count: int) -> None:
+    """Decode phone-loop pieces in up to `count` processes (Linux: fork) ; 1 = in process."""
+    global _workers
+    _workers = max(1, int(count))
+
+
+@contextlib.contextmanager
+def cancellable(cancelled):
+    """Within the block, recognition on this thread checks `cancelled()` between pieces
+    (and stops its worker processes at once) and raises RecognitionCancelled."""
+    previous = getattr(_state, "cancelled", None)
+    _state.cancelled = cancelled
+    try:
+        yield
+    finally:
+        _state.cancelled = previous
+
+
+def _check_cancel() -> None:
+    check = getattr(_state, "cancelled", None)
+    if check is not None and check():
+        raise RecognitionCancelled()
 
 
 # --------------------------------------------------------------------- decoders
@@ -246,12 +284,11 @@ def _tile(raw, duration: float) -> list[Phone]:
 
 # -------------------------------------------------------------------- recognise
 
-def _recognize_raw(audio: np.ndarray, offset: float = 0.0) -> list[tuple]:
-    """Phone loop over pieces cut at quiet moments; (label, start, end) in seconds."""
-    decoder = _decoder("recognize")
-    frate = decoder.config["frate"]
+def _recognize_spans(audio: np.ndarray, frate: int) -> list[tuple[int, int]]:
+    """Sample spans of the phone-loop pieces, cut at the quietest 10 ms near each limit
+    (from the audio alone, so they are the same however the pieces are decoded)."""
     hop = RATE // frate
-    raw, begin = [], 0
+    spans, begin = [], 0
     while begin < audio.size:
         end = audio.size
         if end - begin > RECOGNIZE_PIECE_S * RATE:
@@ -259,13 +296,54 @@ def _recognize_raw(audio: np.ndarray, offset: float = 0.0) -> list[tuple]:
             look = stop - hop * int(RECOGNIZE_SEARCH_S * frate)
             energy = np.square(audio[look:stop].reshape(-1, hop)).sum(axis=1)
             end = look + hop * int(np.argmin(energy))
-        with _lock:
-            _decode(decoder, _pcm(audio[begin:end]))
-            t0 = offset + begin / RATE
-            raw += [(s.word, t0 + s.start_frame / frate, t0 + (s.end_frame + 1) / frate)
-                    for s in decoder.seg() or ()]
+        spans.append((begin, end))
         begin = end
+    return spans
+
+
+def _recognize_piece(pcm: bytes, t0: float) -> list[tuple]:
+    decoder = _decoder("recognize")
+    frate = decoder.config["frate"]
+    with _lock:
+        _decode(decoder, pcm)
+        return [(s.word, t0 + s.start_frame / frate, t0 + (s.end_frame + 1) / frate)
+                for s in decoder.seg() or ()]
+
+
+def _fresh_worker() -> None:
+    _decoders.clear()  # a forked worker makes its own decoder, never the parent's
+
+
+def _recognize_raw(audio: np.ndarray, offset: float = 0.0) -> list[tuple]:
+    """Phone loop over pieces cut at quiet moments; (label, start, end) in seconds."""
+    frate = _decoder("recognize").config["frate"]
+    jobs = [(_pcm(audio[begin:end]), offset + begin / RATE) for begin, end in _recognize_spans(audio, frate)]
+    workers = min(_workers, len(jobs))
+    if workers > 1 and sys.platform.startswith("linux"):
+        return _recognize_in_processes(jobs, workers)
+    raw = []
+    for pcm, t0 in jobs:
+        _check_cancel()
+        raw += _recognize_piece(pcm, t0)
     return raw
+
+
+def _recognize_in_processes(jobs, workers: int) -> list[tuple]:
+    import multiprocessing
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_fresh_worker)
+    try:
+        pending = [pool.apply_async(_recognize_piece, job) for job in jobs]
+        raw = []
+        for result in pending:
+            while not result.ready():
+                _check_cancel()  # a cancel stops the workers at once (terminate below)
+                result.wait(0.05)
+            raw += result.get()
+        pool.close()
+        return raw
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 def recognize(samples, rate: int = RATE) -> list[Phone]:
@@ -347,6 +425,7 @@ def _align_raw(audio: np.ndarray, words: list[str]) -> list[tuple]:
     raw = []
     for first, end, piece_words in _pieces(segments, frate):
         piece = audio[first * hop: None if end is None else end * hop]
+        _check_cancel()
         try:
             with _lock:
                 raw += _align_phones(_pcm(piece), piece_words, first / frate)

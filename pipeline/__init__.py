@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import motion
+from ..core import motion, phones
 from ..core.layers import LayerSettings, apply_layers
 from ..core.audio import load_speech as load_audio  # noqa: F401  (the pipeline's first stage)
 from ..core.performance import Performance
@@ -52,8 +52,12 @@ def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
     options = {"style": settings.style} if settings.style else {}
     if settings.device:
         options["device"] = settings.device
-    performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
-                             with_offsets=False, **options)
+    try:
+        with phones.cancellable(cancelled):  # the recogniser stops between pieces
+            performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
+                                     with_offsets=False, **options)
+    except phones.RecognitionCancelled:
+        raise Cancelled() from None
     if cancelled():
         raise Cancelled()
     stage("shaping motion", 0.85)
