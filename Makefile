@@ -23,7 +23,7 @@ DEMO_AUDIO ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-087
 DEMO_TRANSCRIPT ?= $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870.txt
 DEMO_HEAD ?= $(SHARED)/flame/flame_template.ply
 
-.PHONY: venv demo test bench eval rig docs docs-demo results clean
+.PHONY: venv demo test bench bench-hour eval rig docs docs-demo results clean
 
 venv: $(STAMP)
 
@@ -141,7 +141,7 @@ test: $(STAMP) $(STAMP45) $(STAMP42) $(STAMP53_IF) .venv-track/.installed packag
 	$(if $(STAMP53_IF),$(PY53) -m pytest -q tests/blender,@echo "SKIPPED Blender 5.3 tests: python3.13 not found (install Python 3.13, e.g. pyenv install 3.13, or pass PYTHON313=/path/to/python3.13)")
 	$(PY42) -m pytest -q tests/blender
 
-# mypy over the Blender side against fake-bpy-module (mypy.ini, requirements-typecheck.txt).
+# mypy over the Blender side against fake-bpy-module (.mypy.ini, requirements-typecheck.txt).
 # The stubs use Python 3.12+ syntax, so this environment runs on PYTHON313 too.
 VENVTYPE := .venv-typecheck
 PYTYPE := $(VENVTYPE)/bin/python
@@ -163,6 +163,12 @@ $(STAMPTYPE): requirements-typecheck.txt
 # baselines and the CLI cold start, same run (~7-11 min on 2 cores) -> out/bench.{json,md}.
 bench: $(STAMP)
 	$(PY) -m flame_lipsync.tools.bench
+
+# One hour of speech (phonetic, both bake modes and animate --export-npy) against 60 s:
+# the memory bound (peak RSS of 1 h <= 2x that of 60 s) -> out/bench_hour/ (~15 min).
+bench-hour: $(STAMP)
+	$(PY) -m flame_lipsync.tools.bench --seconds 60 3600 --engines phonetic --naive-budget 0 \
+	  --manifest-shots 0 --no-cold-start --out-dir out/bench_hour
 
 # Lip-sync metrics of every engine on every shared clip, with and without transcripts:
 # out/eval/results.json, results.md and plots/*.png (tools/evaluate.py); then the real-face

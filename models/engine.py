@@ -26,8 +26,7 @@ NAME = "neural"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # engine name -> (weights file, what the UI says)
 VARIANTS = {
-    "neural": ("neural.npz", "Network on the spectrum + the phones pocketsphinx hears (no transcript; "
-                             "best on real speech)"),
+    "neural": ("neural.npz", "Network on the spectrum + the phones pocketsphinx hears (no transcript)"),
     "neural_fast": ("neural_fast.npz", "Network on the spectrum only (no transcript, no recogniser; "
                                        "about 1000x real time)"),
 }

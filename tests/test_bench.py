@@ -56,7 +56,8 @@ def test_memory_ratios_and_table():
 def test_bench_end_to_end_on_3_seconds(speech_dir, flame_dir, tmp_path):
     pytest.importorskip("bpy")
     command = [sys.executable, str(bench.ROOT / "tools" / "bench.py"), "--seconds", "3",
-               "--naive-budget", "0.3", "--no-cold-start", "--quiet", "--out-dir", str(tmp_path)]
+               "--naive-budget", "0.3", "--no-cold-start", "--quiet", "--manifest-shots", "3",
+               "--out-dir", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "bench.json").read_text())

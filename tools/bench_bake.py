@@ -37,7 +37,8 @@ import bpy
 from flame_lipsync.core.flame import FLAME_ASSETS, VERTEX_COUNT
 from flame_lipsync.core.pc2 import HEADER_SIZE
 from flame_lipsync.core.performance import Performance
-from flame_lipsync.core.rig import CONTROLS, load_rig
+from flame_lipsync import pipeline
+from flame_lipsync.core.rig import ALL_CONTROLS, CONTROLS
 from flame_lipsync.operators import bake, headless, job
 
 HEAD = FLAME_ASSETS / "flame_template.ply"
@@ -78,12 +79,13 @@ def _budgeted(step, frames: int, budget_s: float, block: int = BLOCK_FRAMES):
 def naive_shape_keys(obj, fields, weights: np.ndarray, frame_start: int, budget_s: float) -> dict:
     """keyframe_insert per frame per control onto the same shape keys as the bulk bake."""
     frames = len(weights)
+    names = CONTROLS if weights.shape[1] == len(CONTROLS) else ALL_CONTROLS
     t0 = time.perf_counter()
-    bake.bake_shape_keys(obj, CONTROLS, fields, weights[:1], frame_start=frame_start)
+    bake.bake_shape_keys(obj, names, fields, weights[:1], frame_start=frame_start)
     key = obj.data.shape_keys
     key.animation_data.action = None          # start the naive action from scratch
     setup = time.perf_counter() - t0
-    blocks = [key.key_blocks[bake.PREFIX + c] for c in CONTROLS]
+    blocks = [key.key_blocks[bake.PREFIX + c] for c in names]
 
     def step(lo, hi):
         for f in range(lo, hi):
@@ -93,7 +95,7 @@ def naive_shape_keys(obj, fields, weights: np.ndarray, frame_start: int, budget_
 
     spent, measured, cost = _budgeted(step, frames, budget_s)
     return {"naive_s": setup + spent * frames / measured, "naive_frames_timed": measured,
-            "naive_extrapolated": measured < frames, "keys": frames * len(CONTROLS),
+            "naive_extrapolated": measured < frames, "keys": frames * len(names),
             "action": key.animation_data.action, **cost}
 
 
@@ -111,7 +113,7 @@ def naive_mesh_cache(obj, head: np.ndarray, fields, weights: np.ndarray, frame_s
                      path: Path, budget_s: float) -> dict:
     """Per-frame vertices (head + weights @ fields), struct.pack per vertex, + the modifier."""
     frames = len(weights)
-    flat = fields.reshape(len(CONTROLS), -1)
+    flat = fields.reshape(len(fields), -1)
     with open(path, "wb") as f:
         t0 = time.perf_counter()
         f.write(_pc2_header(frames, frame_start))
@@ -145,8 +147,9 @@ def same_pc2_payload(bulk_path: Path, naive_path: Path) -> bool:
 def bulk_vs_naive(mode: str, controls: np.ndarray, fps: float, folder: Path, budget_s: float,
                   first_frame: int = 1) -> dict:
     """The add-on's bake (job.write) and the naive loop on the same controls, same process."""
+    names = CONTROLS if controls.shape[1] == len(CONTROLS) else ALL_CONTROLS  # mouth, or the whole face
     performance = Performance(fps=fps, first_frame=first_frame, controls=controls.astype(np.float32),
-                              control_names=CONTROLS)
+                              control_names=names)
     bulk_pc2, naive_pc2 = folder / "bulk.pc2", folder / "naive.pc2"
     settings = job.JobSettings(mode=mode, cache_path=str(bulk_pc2), relative_cache=False)
     obj = headless.open_head(str(HEAD), None)
@@ -154,7 +157,7 @@ def bulk_vs_naive(mode: str, controls: np.ndarray, fps: float, folder: Path, bud
     job.write(obj, performance, settings)
     bulk = time.perf_counter() - t0
     head = job.head_vertices(obj)
-    fields = load_rig().fields_for(head)
+    fields = pipeline.head_fields(head, names)
     if mode == "SHAPE_KEYS":
         bulk_co = fcurve_co(bake.owned_action(obj))
         obj = headless.open_head(str(HEAD), None)
