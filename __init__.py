@@ -18,7 +18,7 @@ def register():
     from .blender import environment
     for cls in _classes():
         bpy.utils.register_class(cls)
-    bpy.types.Scene.flame_lipsync = bpy.props.PointerProperty(type=panels.SETTINGS)
+    bpy.types.Scene.flame_lipsync = bpy.props.PointerProperty(type=panels.SETTINGS)  # type: ignore[attr-defined]  # ours, added here
     environment.enable()
 
 
@@ -27,6 +27,6 @@ def unregister():
 
     from .blender import environment
     environment.disable()
-    del bpy.types.Scene.flame_lipsync
+    del bpy.types.Scene.flame_lipsync  # type: ignore[attr-defined]  # added by register()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

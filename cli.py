@@ -193,6 +193,10 @@ def face_props(args) -> dict:
         raise ValueError(f"--emotion-strength must be within 0-1, got {strength:g}")
     props.update(emotion_preset=getattr(args, "emotion", "neutral").upper(), emotion_strength=strength,
                  motion_seed=int(getattr(args, "seed", 0)))
+    props["keys"] = {"dense": "EVERY_FRAME", "reduced": "REDUCED"}[getattr(args, "keys", None) or "reduced"]
+    channel = getattr(args, "all_strips_on_channel", None)
+    if channel is not None:
+        props.update(all_strips=True, strip_channel=int(channel))
     return props
 
 
@@ -443,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     bake.add_argument("--fps", type=float)
     bake.add_argument("--export-npy")
     bake.add_argument("--style", help="neural engine: speaking style (default: average of the voices)")
+    bake.add_argument("--keys", default="reduced", choices=("reduced", "dense"),
+                      help="shape keys: the fewest Bézier keys within 0.3 mm (default) or one per frame")
+    bake.add_argument("--all-strips-on-channel", type=int, metavar="N",
+                      help="--head .blend: bake every sound strip on channel N (the --audio strip goes on "
+                           "channel 2), one action per strip as NLA strips at its frames, named after it")
     add_face_arguments(bake)
     bake.add_argument("--manifest", help="CSV of jobs: audio,head,out[,object,transcript,engine,mode,fps]")
     bake.add_argument("--stash", action="store_true",

@@ -83,13 +83,13 @@ def _setup_scene(faces: np.ndarray, first: np.ndarray, size: tuple[int, int]):
     scene.world = world
 
     render = scene.render
-    render.engine = "BLENDER_WORKBENCH"
+    render.engine = "BLENDER_WORKBENCH"  # type: ignore[assignment]  # stubs list only EEVEE (the enum is built at runtime)
     render.resolution_x, render.resolution_y = int(size[0]), int(size[1])
     render.resolution_percentage = 100
     render.film_transparent = False
     render.image_settings.file_format = "PNG"
     render.image_settings.color_mode = "RGB"
-    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.view_transform = "Standard"  # type: ignore[assignment]  # stubs: "NONE" only (OCIO-defined enum)
     scene.display.render_aa = "8"
 
     shading = scene.display.shading

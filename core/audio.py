@@ -230,8 +230,9 @@ def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float
                          f"check the strip/recording is not muted and the right file is used.")
     level = speech_level_db(mono, rate)
     if level < SPEECH_FLOOR_DB:
-        raise AudioError(f"Audio '{source}' has no speech in it (its loudest moments reach {level:.0f} dBFS "
-                         f"once any DC offset is removed; speech reaches -40 dBFS or more): check the strip/recording "
+        heard = "it is a constant DC offset, no sound" if level == -math.inf else \
+            f"its loudest moments reach {level:.0f} dBFS once any DC offset is removed; speech reaches -40 dBFS or more"
+        raise AudioError(f"Audio '{source}' has no speech in it ({heard}): check the strip/recording "
                          f"is not muted and the right file or channel is used.")
 
     out = resample(mono, rate, target_rate)

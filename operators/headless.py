@@ -166,6 +166,11 @@ def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fp
     if mode == "meshcache":  # saved first in the output's folder: the cache's '//' path resolves there
         save_blend(out_path, blend_tmp)
     log(f"[{Path(audio).name}] analysing speech ({engine})...")
+    if props.all_strips:  # one action per strip of the channel (cli --all-strips-on-channel)
+        from .generate import bake_all_strips
+        summary = bake_all_strips(bpy.context, props.strip_channel)
+        save_blend(out_path, blend_tmp)
+        return f"{summary}; saved {out_path}"
     obj, speech, scene_fps, first, settings = gather(bpy.context)
     if mode == "meshcache":
         settings.cache_path, settings.relative_cache = str(shot_cache(out_path, obj.name)), True

@@ -4,7 +4,7 @@ does the work."""
 import sys
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from ..blender import environment
 
@@ -23,6 +23,9 @@ class FlameLipSyncPreferences(bpy.types.AddonPreferences):
         description="A Python environment (its root or its site-packages folder) built for "
                     "Blender's Python version, e.g. a studio's CUDA PyTorch. Added to the "
                     "module path while the add-on is enabled")
+    key_tolerance: FloatProperty(
+        name="Key Tolerance", default=0.3, min=0.01, max=5.0, precision=2,
+        description="Reduced keys (mm): every vertex stays this close to a key on every frame")
     torch_variant: EnumProperty(name="Build", items=[
         ("CPU", "CPU", "Small download, works everywhere"),
         ("CUDA", "NVIDIA CUDA", "GPU build for NVIDIA cards (several GB)")], default="CPU")
@@ -57,6 +60,7 @@ class FlameLipSyncPreferences(bpy.types.AddonPreferences):
         op.probe = True
 
         layout.prop(self, "device", expand=True)
+        layout.prop(self, "key_tolerance")
 
         box = layout.box()
         box.prop(self, "extra_site_packages")

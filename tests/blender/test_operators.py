@@ -96,6 +96,7 @@ def test_strip_at_nonzero_start_lands_where_it_plays(head, fps, fps_base):
     props.source, props.strip = "STRIP", strip.name
     props.transcript = ""
     props.transcript_beside_audio = False
+    props.keys = "EVERY_FRAME"   # one key per frame: every frame it plays is keyed
     assert run_generate() == {"FINISHED"}
     curves, frames = keyed_frames(head)
     first, end = strip_span(strip)
