@@ -23,6 +23,7 @@ import os
 import bpy
 import numpy as np
 
+from ..core.key_reduction import DEFAULT_TOLERANCE, reduce_keys
 from ..core.pc2 import write_pc2
 from ..core.rig import LAYER_OF
 
@@ -34,6 +35,8 @@ SLOTTED = bpy.app.version >= (4, 4, 0)
 CONFLICT_CHOICES = ("refuse", "stash")
 
 _INTERPOLATION = {"CONSTANT": 0, "LINEAR": 1, "BEZIER": 2}   # eBezTriple_Interpolation
+_AUTO_CLAMPED = 4                                             # HD_AUTO_ANIM (eBezTriple_Handle)
+KEY_CHOICES = ("EVERY_FRAME", "REDUCED")
 
 
 class BakeConflict(RuntimeError):
@@ -191,12 +194,15 @@ def _our_action(obj, key):
     return action
 
 
-def _fcurve_factory(action, key):
-    """Clear our action's curves; return (new_fcurve(data_path), slot)."""
+def _fcurve_factory(action, key, keep: bool = False):
+    """Clear our action's curves (`keep`: keep them, a range re-bake reuses each control's
+    curve); return (new_fcurve(data_path), slot)."""
     if not SLOTTED:
         action.id_root = 'KEY'
-        action.fcurves.clear()
-        return (lambda path, group=GROUP_NAME: action.fcurves.new(path, index=0, action_group=group)), None
+        if not keep:
+            action.fcurves.clear()
+        return (lambda path, group=GROUP_NAME: action.fcurves.find(path, index=0)
+                or action.fcurves.new(path, index=0, action_group=group)), None
 
     slot = next((s for s in action.slots if s.target_id_type in ('KEY', 'UNSPECIFIED')), None)
     if slot is None:
@@ -204,9 +210,13 @@ def _fcurve_factory(action, key):
     layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
     strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type='KEYFRAME')
     bag = strip.channelbag(slot, ensure=True)
-    bag.fcurves.clear()
+    if not keep:
+        bag.fcurves.clear()
 
     def new(path, group_name=GROUP_NAME):
+        existing = bag.fcurves.find(path, index=0) if keep else None
+        if existing is not None:
+            return existing
         try:    # 5.0+
             return bag.fcurves.new(path, index=0, group_name=group_name)
         except TypeError:   # 4.4 / 4.5: no group_name
@@ -221,18 +231,35 @@ def _fcurve_factory(action, key):
 
 
 def _write_fcurve(fcurve, frames: np.ndarray, values: np.ndarray, interpolation: str):
+    """Keys at `frames` with auto-clamped handles (what core.key_reduction models: no
+    auto smoothing). Keys already on the curve inside frames[0]..frames[-1] are replaced;
+    keys outside it (an animator's edits after a range re-bake) are kept as they are."""
     points = fcurve.keyframe_points
+    fcurve.auto_smoothing = 'NONE'
+    lo, hi = float(frames[0]) - 0.5, float(frames[-1]) + 0.5
+    for point in reversed([p for p in points if lo <= p.co[0] <= hi]):
+        points.remove(point, fast=True)
+    kept = len(points)
     points.add(len(frames))
-    co = np.empty((len(frames), 2), np.float32)
-    co[:, 0], co[:, 1] = frames, values
+    total = kept + len(frames)
+    co = np.empty(total * 2, np.float32)
+    points.foreach_get("co", co)
+    co = co.reshape(total, 2)
+    co[kept:, 0], co[kept:, 1] = frames, values
     points.foreach_set("co", co.ravel())
-    points.foreach_set("interpolation", np.full(len(frames), _INTERPOLATION[interpolation], np.int32))
-    fcurve.update()
+    for attr, value in (("interpolation", _INTERPOLATION[interpolation]),
+                        ("handle_left_type", _AUTO_CLAMPED), ("handle_right_type", _AUTO_CLAMPED)):
+        array = np.empty(total, np.int32)
+        points.foreach_get(attr, array)
+        array[kept:] = value
+        points.foreach_set(attr, array)
+    fcurve.update()     # sorts the keys and computes the auto-clamped handles
 
 
 def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.ndarray,
                     frame_start: int, on_conflict: str = "refuse",
-                    interpolation: str = "LINEAR"):
+                    interpolation: str = "LINEAR", keys: str = "EVERY_FRAME",
+                    tolerance: float = DEFAULT_TOLERANCE, replace_range: bool = False):
     """Bake per-frame control weights as shape keys + one action on the mesh's Key.
 
     fields_local: (C, N, 3) offsets in the mesh's local space at weight 1.
@@ -240,8 +267,16 @@ def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.nd
     on_conflict: "refuse" raises BakeConflict (nothing changed) when the Key
     already uses an action we did not create; "stash" moves that action,
     unchanged, into a new NLA track and assigns ours.
+    keys: "EVERY_FRAME" (one key per frame, `interpolation`) or "REDUCED": the fewest
+    Bézier keys with auto-clamped handles keeping every vertex within `tolerance` (local
+    units: metres on a FLAME head) of the every-frame bake, closures sealed
+    (core.key_reduction).
+    replace_range: re-bake only frames frame_start..frame_start+T-1 of our existing action:
+    keys inside them are replaced, keys outside (an animator's edits) are kept.
     Returns our Action (the Key's active action).
     """
+    if keys not in KEY_CHOICES:
+        raise ValueError(f"keys must be one of {KEY_CHOICES}, got {keys!r}")
     if on_conflict not in CONFLICT_CHOICES:
         raise ValueError(f"on_conflict must be one of {CONFLICT_CHOICES}, got {on_conflict!r}")
     if interpolation not in _INTERPOLATION:
@@ -306,13 +341,23 @@ def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.nd
     if stash is not None:
         track = _stash(ad, stash)
         rec["stash_track"], rec["stashed_action"] = track.name, stash.name
+    keep = replace_range and owned_action(obj) is not None
     action = _our_action(obj, key)
-    new_fcurve, slot = _fcurve_factory(action, key)
+    new_fcurve, slot = _fcurve_factory(action, key, keep)
     frames = frame_start + np.arange(len(weights), dtype=np.float64)
+    kept_keys = [np.arange(len(weights))] * len(names)
+    if keys == "REDUCED":
+        # Inside a kept curve the range's ends are not the curve's ends: two keys at each
+        # end make the frames there exact whatever the neighbours outside (their handles).
+        ends = (0, 1, len(weights) - 2, len(weights) - 1) if keep else ()
+        kept_keys = reduce_keys(weights, fields, tolerance, control_names, pinned=ends,
+                                head=basis_co if n == fields.shape[1] else None).keys
+        interpolation = "BEZIER"
     for c, name in enumerate(names):
         # One F-curve group per layer (mouth, eyes, brows, emotion): mute or scale one alone.
         fcurve = new_fcurve(f'key_blocks["{name}"].value', layer_group(control_names[c]))
-        _write_fcurve(fcurve, frames, weights[:, c], interpolation)
+        at = kept_keys[c]
+        _write_fcurve(fcurve, frames[at], weights[at, c], interpolation)
     if ad.action != action:
         ad.action = action
     if slot is None and getattr(ad, "action_slot", False) is None and len(action.slots):
@@ -323,6 +368,80 @@ def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.nd
     _store(obj, rec)
     key.update_tag()
     return action
+
+
+# --------------------------------------------------------------------------
+# One action per dialogue line, on an NLA track
+
+LINES_TRACK = "Lip Sync dialogue"
+
+
+def line_actions(obj) -> list:
+    """Our per-line actions (bake_lines), in the order baked."""
+    return [bpy.data.actions[n] for n in _record(obj).get("line_actions", [])
+            if n in bpy.data.actions and _is_ours(bpy.data.actions[n])]
+
+
+def remove_lines(obj) -> dict:
+    """Remove our dialogue-lines track and its actions; returns what was removed."""
+    rec = _record(obj)
+    key = _key(obj)
+    ad = key.animation_data if key is not None else None
+    removed = {"nla_track": None, "actions": []}
+    track = ad.nla_tracks.get(rec.get("line_track", "")) if ad is not None else None
+    if track is not None and all(_is_ours(s.action) for s in track.strips):
+        removed["nla_track"] = track.name
+        ad.nla_tracks.remove(track)
+    for action in line_actions(obj):
+        if action.users == 0:
+            removed["actions"].append(action.name)
+            bpy.data.actions.remove(action)
+    rec.pop("line_track", None)
+    rec.pop("line_actions", None)
+    _store(obj, rec)
+    return removed
+
+
+def bake_lines(obj, control_names, fields_local, lines, on_conflict: str = "refuse",
+               keys: str = "REDUCED", tolerance: float = DEFAULT_TOLERANCE):
+    """One action per dialogue line, each an NLA strip at its line's frames, named after it.
+
+    lines: [(name, frame_start, weights (T, C))], e.g. one per sound strip of a channel.
+    The shape keys are baked once (as bake_shape_keys); each line's action (``LS_<name>``)
+    plays from an NLA strip ``<name>`` on our track ``Lip Sync dialogue``, starting at
+    `frame_start`, so the keys sit at the scene frames where the line plays. Our previous
+    lines (and our active action) are replaced; the artist's actions are kept.
+    Returns the NLA track.
+    """
+    if not lines:
+        raise ValueError("no dialogue lines to bake")
+    starts = sorted((int(s), int(s) + len(w) - 1, n) for n, s, w in lines)
+    for (a0, a1, an), (b0, b1, bn) in zip(starts, starts[1:]):
+        if b0 <= a1:
+            raise ValueError(f"dialogue lines '{an}' (frames {a0}-{a1}) and '{bn}' (frames {b0}-{b1}) "
+                             "overlap: one NLA track plays one at a time; move one of the strips")
+    remove_lines(obj)
+    made, track = [], None
+    for name, start, weights in sorted(lines, key=lambda line: line[1]):
+        action = bake_shape_keys(obj, control_names, fields_local, weights, int(start), on_conflict,
+                                 keys=keys, tolerance=tolerance)
+        on_conflict = "refuse"      # stashed (if asked) on the first line
+        action.name = PREFIX + str(name)
+        ad = _key(obj).animation_data
+        slot = ad.action_slot if SLOTTED else None
+        if track is None:
+            track = ad.nla_tracks.new()
+            track.name = LINES_TRACK
+        strip = track.strips.new(str(name), int(start), action)
+        if SLOTTED and slot is not None and strip.action_slot != slot:
+            strip.action_slot = slot
+        ad.action = None
+        made.append(action.name)
+    rec = _record(obj)
+    rec.pop("action", None)
+    rec["line_track"], rec["line_actions"] = track.name, made
+    _store(obj, rec)
+    return track
 
 
 # --------------------------------------------------------------------------
@@ -447,6 +566,10 @@ def clear_bake(obj) -> dict:
             ad.action = None
             if action.users == 0:
                 bpy.data.actions.remove(action)
+        lines = remove_lines(obj)
+        if lines["nla_track"] or lines["actions"]:
+            report["line_actions"] = lines["actions"]
+        rec = _record(obj)
         track = ad.nla_tracks.get(rec.get("stash_track", "")) if ad is not None else None
         if track is not None and ad.action is None and len(track.strips) == 1 \
                 and track.strips[0].action is not None \

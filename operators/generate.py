@@ -26,7 +26,18 @@ def settings_from(scene, props, audio_path: str, obj=None) -> JobSettings:
                        smoothing=props.smoothing, mode=props.bake_mode,
                        on_conflict="stash" if props.stash_existing_action else "refuse",
                        cache_path=cache_path(props, audio_path, obj), frame_range=frame_range,
-                       mouth=props.layer_mouth, layers=layer_settings(props))
+                       mouth=props.layer_mouth, layers=layer_settings(props),
+                       keys=props.keys, key_tolerance=key_tolerance(),
+                       replace_range=props.use_frame_range, markers=props.markers)
+
+
+def key_tolerance() -> float:
+    """The preferences' tolerance of reduced keys, in metres (shown in mm)."""
+    from ..blender.environment import preferences
+    from ..core.key_reduction import DEFAULT_TOLERANCE
+    prefs = preferences()
+    value = getattr(prefs, "key_tolerance", None)
+    return DEFAULT_TOLERANCE if value is None else float(value) / 1000.0
 
 
 def layer_settings(props) -> LayerSettings:
@@ -86,7 +97,55 @@ def gather(context):
         raise ValueError("Mesh cache: save the .blend first (the cache is written beside it) "
                          "or choose a cache folder.")
     settings.relative_cache = bool(bpy.data.filepath) and not props.cache_folder
+    settings.marker_origin = first
     return obj, speech, sources.scene_fps(scene), first, settings
+
+
+def channel_strips(scene, channel: int) -> list:
+    """The sound strips on a channel, in the order they play."""
+    return sorted((s for s in sources.sound_strips(scene) if s.channel == channel),
+                  key=lambda s: sources.strip_span(s)[0])
+
+
+def bake_all_strips(context, channel: int, cancelled=lambda: False) -> str:
+    """Bake every sound strip on `channel`: one action per strip, as NLA strips at the
+    strip's frames, named after it. Everything is computed before anything is written."""
+    from . import bake
+    scene, props, obj = context.scene, context.scene.flame_lipsync, context.active_object
+    sources.check_target(obj)
+    if props.bake_mode != "SHAPE_KEYS":
+        raise ValueError("Bake All Strips makes one shape-key action per strip: set Bake to Shape Keys.")
+    strips = channel_strips(scene, channel)
+    if not strips:
+        raise ValueError(f"No sound strips on channel {channel}: move the dialogue strips there "
+                         "or choose their channel.")
+    fps = sources.scene_fps(scene)
+    lines, performances = [], []
+    for strip in strips:
+        speech, first = sources.strip_speech(scene, strip.name)
+        settings = settings_from(scene, props, bpy.path.abspath(strip.sound.filepath), obj)
+        lo, end = sources.strip_span(strip)
+        settings.frame_range, settings.marker_origin = (lo, end - 1), first
+        performance = pipeline.perform(speech, fps, settings, first, cancelled=cancelled)
+        lines.append((strip.name, performance.first_frame, performance.controls))
+        performances.append((performance, settings))
+    from .job import head_vertices
+    performance, settings = performances[0]
+    if bake.owned_modifier(obj):
+        bake.clear_bake(obj)
+    names = performance.control_names
+    fields = pipeline.head_fields(head_vertices(obj), names)
+    track = bake.bake_lines(obj, names, fields, lines, settings.on_conflict, settings.keys,
+                            settings.key_tolerance)
+    count = 0
+    if settings.markers != "NONE":
+        from . import markers
+        markers.remove_markers(scene, obj.name)
+        for performance, settings in performances:
+            count += markers.add_markers(scene, obj.name, performance, settings.markers,
+                                         settings.marker_origin, settings.transcript, replace=False)
+    return (f"baked {len(lines)} dialogue lines on '{obj.name}' as NLA strips on '{track.name}' "
+            f"(channel {channel})" + (f"; {count} markers" if count else ""))
 
 
 class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
@@ -105,8 +164,13 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
     def execute(self, context):
         """Synchronous path: scripts and `blender -b`."""
         try:
-            obj, speech, fps, first, settings = gather(context)
-            summary = write(obj, pipeline.perform(speech, fps, settings, first), settings)
+            props = context.scene.flame_lipsync
+            if props.source == "STRIP" and props.all_strips:
+                summary = bake_all_strips(context, props.strip_channel)
+            else:
+                obj, speech, fps, first, settings = gather(context)
+                summary = write(obj, pipeline.perform(speech, fps, settings, first), settings,
+                                mouth_interior=context.scene.flame_lipsync.bake_mouth_interior)
         except USER_ERRORS as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -114,8 +178,9 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
         return {"FINISHED"}
 
     def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
+        props = context.scene.flame_lipsync
+        if bpy.app.background or (props.source == "STRIP" and props.all_strips):
+            return self.execute(context)    # all strips: one synchronous pass (no Esc yet)
         try:
             obj, speech, fps, first, settings = gather(context)
         except USER_ERRORS as err:
@@ -152,7 +217,8 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
         obj = bpy.data.objects.get(self._target)
         try:
             sources.check_target(obj)  # the artist may have changed it meanwhile
-            summary = write(obj, job.result, self._settings)
+            summary = write(obj, job.result, self._settings,
+                            mouth_interior=context.scene.flame_lipsync.bake_mouth_interior)
         except USER_ERRORS as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
@@ -175,13 +241,16 @@ class FLAMELIPSYNC_OT_clear(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     def execute(self, context):
-        from . import bake, head_motion
+        from . import bake, head_motion, mouth_interior
         obj = context.active_object
         if obj is None or obj.type != "MESH":
             self.report({"ERROR"}, "Select the head mesh whose lip sync should be cleared.")
             return {"CANCELLED"}
-        removed = bake.clear_bake(obj)
+        from . import markers
+        removed = {"markers": markers.remove_markers(context.scene, obj.name)}
+        removed.update(bake.clear_bake(obj))
         removed["head_motion"] = head_motion.clear_head_rotation(obj)
+        removed["teeth_and_mouth"] = mouth_interior.clear_mouth_interior(obj)
         if not any(removed.values()):
             self.report({"WARNING"}, f"'{obj.name}' has no lip sync from this add-on: nothing removed.")
             return {"CANCELLED"}

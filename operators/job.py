@@ -7,11 +7,25 @@ it was: nothing is written until the computation has finished.
 """
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import pipeline
-from ..pipeline import Cancelled, Settings as JobSettings  # noqa: F401  (the operators' names)
+from ..core.key_reduction import DEFAULT_TOLERANCE
+from ..pipeline import Cancelled  # noqa: F401  (the operators' names)
+
+
+@dataclass
+class JobSettings(pipeline.Settings):
+    """The pipeline's settings plus what only the Blender writers read."""
+    # Shape keys: "EVERY_FRAME" or "REDUCED" (fewest Bézier keys). The panel and the CLI
+    # default to "REDUCED"; scripts that build settings keep one key per frame.
+    keys: str = "EVERY_FRAME"
+    key_tolerance: float = DEFAULT_TOLERANCE   # metres: reduced keys keep every vertex this close
+    replace_range: bool = False       # a frame-range re-bake keeps our keys outside the range
+    markers: str = "NONE"             # timeline markers: "NONE", "WORDS" or "PHONES"
+    marker_origin: int | None = None  # scene frame of the speech's time 0 (the phones' clock)
 
 
 def head_vertices(obj) -> np.ndarray:
@@ -25,9 +39,11 @@ def head_vertices(obj) -> np.ndarray:
     return co.reshape(-1, 3)
 
 
-def write(obj, performance, settings: JobSettings) -> str:
-    """Bake a computed performance onto obj; returns a one-line summary."""
+def write(obj, performance, settings: JobSettings, mouth_interior: bool = True) -> str:
+    """Bake a computed performance onto obj; returns a one-line summary.
+    mouth_interior: also (re)build the owned teeth, tongue and mouth cavity."""
     from . import bake, head_motion
+    from . import mouth_interior as interior
 
     # Switching bake mode replaces our previous bake of the other kind: a mesh
     # cache would hide shape keys, and stale keys would confuse the artist.
@@ -36,11 +52,33 @@ def write(obj, performance, settings: JobSettings) -> str:
         bake.clear_bake(obj)
     head = head_vertices(obj)
     summary = _write_face(obj, head, performance, settings)
+    if mouth_interior:  # after the face: the lower teeth's driver reads its LS_jaw_open key
+        parts = interior.bake_mouth_interior(obj, head, performance, settings.mode)
+        summary += f"; teeth and mouth ({len(parts)} objects)"
+    else:
+        interior.clear_mouth_interior(obj)  # a re-bake without them leaves none behind
+    if settings.mode == "SHAPE_KEYS" and not getattr(settings, "replace_range", False):
+        bake.remove_lines(obj)      # one line baked again replaces a channel's lines
+    kind = getattr(settings, "markers", "NONE")
+    if kind != "NONE":
+        from . import markers
+        count = markers.add_markers(bpy_scene(obj), obj.name, performance, kind,
+                                    getattr(settings, "marker_origin", None), settings.transcript)
+        summary += f"; {count} markers"
     if performance.head_rotation is not None:
         empty = head_motion.bake_head_rotation(obj, head, performance.head_rotation, performance.first_frame)
         return f"{summary}; head motion on '{empty.name}'"
     head_motion.clear_head_rotation(obj)  # a re-bake without the head layer leaves none behind
     return summary
+
+
+def bpy_scene(obj):
+    """The scene the head is in (the context's when it is there)."""
+    import bpy
+    scene = bpy.context.scene
+    if scene is not None and obj.name in scene.objects:
+        return scene
+    return obj.users_scene[0] if obj.users_scene else scene
 
 
 def _write_face(obj, head, performance, settings) -> str:
@@ -49,7 +87,10 @@ def _write_face(obj, head, performance, settings) -> str:
     if settings.mode == "SHAPE_KEYS":
         action = bake.bake_shape_keys(obj, performance.control_names,
                                       pipeline.head_fields(head, performance.control_names),
-                                      performance.controls, performance.first_frame, settings.on_conflict)
+                                      performance.controls, performance.first_frame, settings.on_conflict,
+                                      keys=getattr(settings, "keys", "EVERY_FRAME"),
+                                      tolerance=getattr(settings, "key_tolerance", DEFAULT_TOLERANCE),
+                                      replace_range=getattr(settings, "replace_range", False))
         return f"baked {len(performance.control_names)} shape keys on '{obj.name}', action '{action.name}', {frames}"
     if not settings.cache_path:
         raise ValueError("mesh cache needs a file: save the .blend first or choose a cache folder")

@@ -63,6 +63,25 @@ class FlameLipSyncSettings(bpy.types.PropertyGroup):
     use_frame_range: BoolProperty(name="Limit Frame Range", default=False)
     frame_start: IntProperty(name="Start", default=1)
     frame_end: IntProperty(name="End", default=250)
+    keys: EnumProperty(name="Keys", default="REDUCED", items=[
+        ("REDUCED", "Reduced", "The fewest Bézier keys (auto-clamped handles) that keep every vertex within "
+                               "the tolerance (add-on preferences) of a key on every frame; closures stay sealed"),
+        ("EVERY_FRAME", "Every Frame", "One key per frame per control (exact, dense)")],
+        description="Shape keys: how many keys the bake writes")
+    markers: EnumProperty(name="Markers", default="WORDS", items=[
+        ("WORDS", "Words", "A timeline marker at each word of the aligned transcript (phones when there is none)"),
+        ("PHONES", "Phones", "A timeline marker at each recognised phone"),
+        ("NONE", "None", "No markers")],
+        description="Timeline markers the bake adds (Clear removes them)")
+    all_strips: BoolProperty(
+        name="Bake All Strips on Channel", default=False,
+        description="One action per sound strip on the channel, placed as NLA strips at the strip's frames "
+                    "and named after it")
+    strip_channel: IntProperty(name="Channel", default=1, min=1, max=128)
+    bake_mouth_interior: BoolProperty(
+        name="Teeth and Mouth", default=True,
+        description="Add teeth, a tongue and a dark mouth cavity fitted to the head (parented to it, "
+                    "marked as the add-on's); the lower teeth and tongue follow the baked jaw")
     stash_existing_action: BoolProperty(
         name="Stash Existing Action", default=False,
         description="If the head's shape keys already play an action you made, move it to an "

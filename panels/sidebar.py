@@ -54,8 +54,18 @@ class FLAMELIPSYNC_PT_main(bpy.types.Panel):
             row.prop(props, "emotion_strength", slider=True)
         layers.prop(props, "motion_seed")
         col.prop(props, "bake_mode")
+        col.prop(props, "bake_mouth_interior")
         if props.bake_mode == "MESH_CACHE":
             col.prop(props, "cache_folder")
+        else:
+            col.prop(props, "keys")
+        col.prop(props, "markers")
+        if props.source == "STRIP":
+            row = col.row(heading="All Strips on Channel")
+            row.prop(props, "all_strips", text="")
+            sub = row.row()
+            sub.active = props.all_strips
+            sub.prop(props, "strip_channel", text="")
         col.prop(props, "use_frame_range")
         if props.use_frame_range:
             row = col.row(align=True)
