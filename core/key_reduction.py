@@ -31,6 +31,7 @@ AUTO_HANDLE = 2.5614        # Blender's auto-handle length factor (curve.cc)
 DEFAULT_TOLERANCE = 0.0003  # metres (0.3 mm)
 SEAL_WEIGHT = 0.99          # lips_close at or above this: the engine sealed the lips (P/B/M)
 SEAL_FRACTION = 0.1         # sealed frames keep a tenth of the tolerance (0.03 mm at 0.3 mm)
+WATCHED_PER_CONTROL = 24    # vertices per control the search checks (see reduce_keys)
 MOVING = 1e-7               # metres: vertices a field moves less than this are not checked
 
 
@@ -224,9 +225,20 @@ def reduce_keys(weights: np.ndarray, fields: np.ndarray, tolerance: float = DEFA
     fixed = [common | seal if n == "lips_close" else common for n in (names or [""] * controls)]
 
     moving = np.linalg.norm(fields, axis=2).max(0) > MOVING
-    flat = fields[:, moving].reshape(controls, -1)               # (C, 3V)
-    reach = np.linalg.norm(fields[:, moving], axis=2)            # (C, V)
-    scale = np.maximum(reach.max(1), 1e-12)                      # metres per unit weight
+    all_flat = fields[:, moving].reshape(controls, -1)           # (C, 3V)
+    all_reach = np.linalg.norm(fields[:, moving], axis=2)        # (C, V)
+    scale = np.maximum(all_reach.max(1), 1e-12)                  # metres per unit weight
+    # The search checks a few hundred vertices, those each control moves most (where the
+    # error peaks); a check on every moving vertex follows, and any vertex it finds out of
+    # tolerance joins the checked set and the search goes on: same guarantee, ~10x less work.
+    watched = np.unique(np.argsort(-all_reach, axis=1)[:, :WATCHED_PER_CONTROL])
+
+    def watch(vertices):
+        nonlocal flat, reach
+        flat = all_flat.reshape(controls, -1, 3)[:, vertices].reshape(controls, -1)
+        reach = all_reach[:, vertices]
+    flat = reach = None
+    watch(watched)
 
     keys, approx = [], np.empty_like(values)
     for c in range(controls):
@@ -237,19 +249,35 @@ def reduce_keys(weights: np.ndarray, fields: np.ndarray, tolerance: float = DEFA
         squared = offsets.reshape(len(rows), -1, 3) ** 2
         return np.sqrt(squared.sum(2).max(1))
 
-    # Jointly: offsets of several controls add up on shared vertices.
-    while True:
-        diff = (approx - values) @ flat
-        err = error(frames, diff)
-        bad = err > limit
+    def add_keys_until_within():
+        # Jointly: offsets of several controls add up on shared vertices.
+        while True:
+            diff = (approx - values) @ flat
+            err = error(frames, diff)
+            bad = err > limit
+            if not bad.any():
+                return
+            for a, b in _runs(bad):
+                t = a + int(np.argmax(err[a:b + 1] - limit[a:b + 1]))
+                v = int(np.argmax(np.linalg.norm(diff[t].reshape(-1, 3), axis=1)))
+                c = int(np.argmax(np.abs(approx[t] - values[t]) * reach[:, v]))
+                keys[c] = np.unique(np.append(keys[c], t))
+                approx[:, c] = evaluate(frames[keys[c]], values[keys[c], c], frames)
+
+    def watch_what_breaks() -> bool:
+        """Check every moving vertex; watch the worst of each frame out of tolerance."""
+        per_vertex = np.linalg.norm(((approx - values) @ all_flat).reshape(count, -1, 3), axis=2)
+        bad = per_vertex.max(1) > limit
         if not bad.any():
-            break
-        for a, b in _runs(bad):
-            t = a + int(np.argmax(err[a:b + 1] - limit[a:b + 1]))
-            v = int(np.argmax(np.linalg.norm(diff[t].reshape(-1, 3), axis=1)))
-            c = int(np.argmax(np.abs(approx[t] - values[t]) * reach[:, v]))
-            keys[c] = np.unique(np.append(keys[c], t))
-            approx[:, c] = evaluate(frames[keys[c]], values[keys[c], c], frames)
+            return False
+        nonlocal watched
+        watched = np.union1d(watched, np.unique(per_vertex[bad].argmax(1)))
+        watch(watched)
+        return True
+
+    add_keys_until_within()
+    while watch_what_breaks():
+        add_keys_until_within()
 
     # Drop every key whose removal keeps all frames within the tolerance.
     diff = (approx - values) @ flat
@@ -268,5 +296,7 @@ def reduce_keys(weights: np.ndarray, fields: np.ndarray, tolerance: float = DEFA
             else:
                 i += 1
         keys[c] = k
-    max_error = float(error(frames, (approx - values) @ flat).max()) if count else 0.0
+    while watch_what_breaks():  # the drop pass saw the watched vertices only
+        add_keys_until_within()
+    max_error = float(error(frames, (approx - values) @ all_flat).max()) if count else 0.0
     return Reduction(keys=keys, values=approx, max_error=max_error, sealed=sealed)
