@@ -10,16 +10,21 @@ the jaw, but not the lips, follows loudness (JALI's jaw/lip split).
 import numpy as np
 
 from .rig import CONTROLS
-from .visemes import BILABIALS, DIPHTHONGS, SILENCE, VOWELS, viseme_for
+from .visemes import BILABIALS, DIPHTHONGS, SILENCE, TIMING, VOWELS, viseme_for
 
-ANTICIPATION = 1.4      # dominance reaches this much further before a phone than after
+# Timing: fitted to real faces (core/data/visemes_fitted.json, training/fit_visemes.py)
+# where that file says so, hand values otherwise (core.visemes.HAND_TIMING).
+ANTICIPATION = TIMING["anticipation"]   # dominance reaches this much further before a phone than after
+LEAD = TIMING["lead"]                   # s: the mouth runs this far ahead of the audio's phones
 REACH = 4.0             # decay constants after which a phone stops counting
-MIN_HOLD = 0.050        # s: shortest visible hold of a bilabial closure
+MIN_HOLD = TIMING["min_hold"]           # s: shortest visible hold of a bilabial closure
 CLOSED_JAW = 0.02       # jaw_open allowed while the lips are sealed
 PAUSE = 0.20            # s: silences this long are pauses: the mouth settles
 JAW_SETTLE = 0.06       # s: the jaw relaxes shut this fast after speech stops...
 LIPS_SETTLE = 0.15      # s: ...then the lips come together
 REST_CLOSE = 0.6        # lips_close weight of a mouth resting in a pause
+GAIN_FLOOR = TIMING["gain_floor"]       # jaw scale of quiet speech...
+GAIN_CEILING = TIMING["gain_ceiling"]   # ...and of the clip's loud speech
 
 _JAW = CONTROLS.index("jaw_open")
 _CLOSE = CONTROLS.index("lips_close")
@@ -85,22 +90,34 @@ def _target_rows(phones):
     return targets, dominance, spread
 
 
+def phone_weights(phones, fps: float, n_frames: int, dominance, spread,
+                  anticipation: float = None, lead: float = None):
+    """Yield (k, frame slice, weight (frames,) * dominance (G,)) for every phone: its
+    dominance, flat over the phone (moved `lead` s earlier), decaying exponentially
+    outside it, `anticipation` times slower before it than after. The blend is linear
+    in the targets for these weights (training/fit_visemes.py fits the targets so)."""
+    anticipation = ANTICIPATION if anticipation is None else anticipation
+    lead = LEAD if lead is None else lead
+    times = np.arange(n_frames) / fps
+    for k, p in enumerate(phones):
+        start, end = p.start - lead, p.end - lead
+        before, after = spread[k] * anticipation, spread[k]
+        lo = np.searchsorted(times, start - REACH * before)
+        hi = np.searchsorted(times, end + REACH * after, side="right")
+        t = times[lo:hi]
+        # Distance outside the phone, scaled by the side's decay constant.
+        d = np.maximum(start - t, 0) / before + np.maximum(t - end, 0) / after
+        yield k, slice(lo, hi), np.exp(-d)[:, None] * dominance[k][None]
+
+
 def blend_targets(phones, fps: float, n_frames: int) -> np.ndarray:
     """Dominance-weighted targets at frame times t_i = i / fps -> (T, C)."""
-    times = np.arange(n_frames) / fps
     targets, dominance, spread = _target_rows(phones)
     numerator = np.zeros((n_frames, len(CONTROLS)), np.float64)
     denominator = np.full_like(numerator, 1e-9)
-    for k, p in enumerate(phones):
-        before, after = spread[k] * ANTICIPATION, spread[k]
-        lo = np.searchsorted(times, p.start - REACH * before)
-        hi = np.searchsorted(times, p.end + REACH * after, side="right")
-        t = times[lo:hi]
-        # Distance outside the phone, scaled by the side's decay constant.
-        d = np.maximum(p.start - t, 0) / before + np.maximum(t - p.end, 0) / after
-        weight = np.exp(-d)[:, None] * dominance[k][None]
-        numerator[lo:hi] += weight * targets[k][None]
-        denominator[lo:hi] += weight
+    for k, span, weight in phone_weights(phones, fps, n_frames, dominance, spread):
+        numerator[span] += weight * targets[k][None]
+        denominator[span] += weight
     return (numerator / denominator).astype(np.float32)
 
 
@@ -160,10 +177,12 @@ def rest_in_pauses(controls, phones, fps):
     return controls
 
 
-def loudness_gain(loudness: np.ndarray, floor=0.6, ceiling=1.25) -> np.ndarray:
+def loudness_gain(loudness: np.ndarray, floor=None, ceiling=None) -> np.ndarray:
     """Jaw scale per frame from the RMS envelope: quiet speech opens less,
     emphasis opens more. Relative to the clip's loud speech, so recording
     level does not matter."""
+    floor = GAIN_FLOOR if floor is None else floor
+    ceiling = GAIN_CEILING if ceiling is None else ceiling
     db = 20 * np.log10(np.maximum(loudness, 1e-6))
     reference = np.percentile(db, 95)
     level = np.clip((db - (reference - 30.0)) / 24.0, 0.0, 1.0)

@@ -5,8 +5,16 @@ by loudness), the other entries are lip shapes. Each phone also says how
 strongly it holds its shape against its neighbours (dominance, after Cohen &
 Massaro): lip dominance high for phones the lips must make (P/B/M, F/V,
 rounding), low for tongue phones whose lips borrow from neighbouring vowels.
+
+The hand table below gives the structure (which phones exist, their dominances) and
+the fallback. The source of truth for the targets, spreads and timing is
+core/data/visemes_fitted.json: measured on tracked real faces (rig-fitted control
+trajectories of ../shared/assets/video, training speakers only) by
+`python -m flame_lipsync.training.fit_visemes`.
 """
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 BILABIALS = frozenset({"M", "P", "B"})
 LABIODENTALS = frozenset({"F", "V"})
@@ -33,7 +41,7 @@ def _c(jaw, lips=None, jd=0.3, ld=0.3, spread=0.040):
 
 
 # Diphthongs are split into two halves by the engine (see DIPHTHONGS).
-VISEMES: dict[str, Viseme] = {
+HAND_VISEMES: dict[str, Viseme] = {
     "AA": _v(0.50, {"lower_lip_down": 0.25}),
     "AE": _v(0.42, {"stretch": 0.30, "upper_lip_raise": 0.25}),
     "AH": _v(0.38, {"lower_lip_down": 0.15}),
@@ -68,6 +76,31 @@ VISEMES: dict[str, Viseme] = {
     # Silence: the mouth relaxes to rest; reaches further so pauses settle.
     SILENCE: Viseme(0.0, {}, jaw_dominance=0.8, lip_dominance=0.8, spread=0.080),
 }
+
+HAND_TIMING = {"anticipation": 1.4, "lead": 0.0, "min_hold": 0.050,
+               "gain_floor": 0.6, "gain_ceiling": 1.25}
+
+FITTED_FILE = Path(__file__).resolve().parent / "data" / "visemes_fitted.json"
+
+
+def load_fitted(path: Path = FITTED_FILE):
+    """(visemes, timing, the file's record) from the fitted file; the hand values where
+    the file is absent or leaves a phone or a parameter out."""
+    visemes, timing = dict(HAND_VISEMES), dict(HAND_TIMING)
+    if not Path(path).is_file():
+        return visemes, timing, None
+    record = json.loads(Path(path).read_text())
+    for label, fitted in record.get("visemes", {}).items():
+        if label not in visemes:
+            continue
+        visemes[label] = replace(visemes[label], jaw=float(fitted["jaw"]),
+                                 lips={k: float(v) for k, v in fitted["lips"].items()},
+                                 spread=float(fitted.get("spread", visemes[label].spread)))
+    timing.update({k: float(v) for k, v in record.get("timing", {}).items() if k in timing})
+    return visemes, timing, record
+
+
+VISEMES, TIMING, FITTED = load_fitted()
 
 DIPHTHONGS = {"AW": ("AA", "UH"), "AY": ("AA", "IH"), "EY": ("EH", "IY"), "OY": ("AO", "IH")}
 
