@@ -177,8 +177,14 @@ bench-hour: $(STAMP)
 eval: $(STAMP) .venv-track/.installed  # (STAMPTRACK: defined further down)
 	$(PY) cli.py eval --engine all --transcripts --out out/eval
 	$(PY) tools/real_faces.py --out out/eval
+	$(PY) tools/real_faces_splits.py --eval out/eval/real_faces.json
 
-# Rebuild committed artefacts from ../shared/assets.
+# Rebuild committed artefacts from ../shared/assets (visemes: from the tracked videos,
+# needs `make eval` first for out/tracks and the clips' A/V offsets; ~3 min).
+.PHONY: visemes
+visemes: $(STAMP)
+	$(PY) -m flame_lipsync.training.fit_visemes
+
 rig: $(STAMP)
 	$(PY) -m flame_lipsync.tools.build_rig
 

@@ -71,6 +71,10 @@ def render(eval_path: Path, bench_path: Path) -> str:
     real = eval_path.parent / "real_faces.md"
     if real.is_file():
         lines += real_faces_section(real) + [""]
+    splits = eval_path.parent / "real_faces_splits.md"
+    if splits.is_file():  # tools/real_faces_splits.py
+        lines += ["#### By speaker: fitted on vs. held out of the viseme fit", "",
+                  splits.read_text().strip(), ""]
     if eval_path.is_file():
         lines += eval_section(json.loads(eval_path.read_text())) + [""]
     else:
