@@ -144,6 +144,8 @@ def cmd_render_frames(args) -> None:
 
     if args.what == "rig":
         contact_sheets.rig_sheet(Path(args.out))
+    elif args.what == "teeth":
+        contact_sheets.teeth_sheet(Path(args.out))
     else:
         contact_sheets.clip_strip(Path(args.out), args.audio, read_transcript(args.transcript),
                                   args.reference, args.head, args.fps, tuple(args.engines.split(",")))
@@ -425,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     animate.set_defaults(func=cmd_animate)
 
     render = sub.add_parser("render-frames", help="Workbench stills and contact sheets")
-    render.add_argument("what", choices=("rig", "clip"))
+    render.add_argument("what", choices=("rig", "clip", "teeth"))
     render.add_argument("--out", required=True)
     render.add_argument("--audio")
     render.add_argument("--transcript")

@@ -259,7 +259,8 @@ def _write_fcurve(fcurve, frames: np.ndarray, values: np.ndarray, interpolation:
 def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.ndarray,
                     frame_start: int, on_conflict: str = "refuse",
                     interpolation: str = "LINEAR", keys: str = "EVERY_FRAME",
-                    tolerance: float = DEFAULT_TOLERANCE, replace_range: bool = False):
+                    tolerance: float = DEFAULT_TOLERANCE, replace_range: bool = False,
+                    reduced=None):
     """Bake per-frame control weights as shape keys + one action on the mesh's Key.
 
     fields_local: (C, N, 3) offsets in the mesh's local space at weight 1.
@@ -350,8 +351,10 @@ def bake_shape_keys(obj, control_names, fields_local: np.ndarray, weights: np.nd
         # Inside a kept curve the range's ends are not the curve's ends: two keys at each
         # end make the frames there exact whatever the neighbours outside (their handles).
         ends = (0, 1, len(weights) - 2, len(weights) - 1) if keep else ()
-        kept_keys = reduce_keys(weights, fields, tolerance, control_names, pinned=ends,
-                                head=basis_co if n == fields.shape[1] else None).keys
+        # `reduced`: the same search run off the main thread (operators.job.reduce_in_worker).
+        kept_keys = reduced if reduced is not None and not keep else reduce_keys(
+            weights, fields, tolerance, control_names, pinned=ends,
+            head=basis_co if n == fields.shape[1] else None).keys
         interpolation = "BEZIER"
     for c, name in enumerate(names):
         # One F-curve group per layer (mouth, eyes, brows, emotion): mute or scale one alone.

@@ -188,7 +188,8 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
             return {"CANCELLED"}
         self._target = obj.name
         self._settings = settings
-        self._job = BakeJob(speech, fps, first, settings).start()
+        from .job import head_vertices
+        self._job = BakeJob(speech, fps, first, settings, head=head_vertices(obj)).start()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)

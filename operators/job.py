@@ -90,7 +90,8 @@ def _write_face(obj, head, performance, settings) -> str:
                                       performance.controls, performance.first_frame, settings.on_conflict,
                                       keys=getattr(settings, "keys", "EVERY_FRAME"),
                                       tolerance=getattr(settings, "key_tolerance", DEFAULT_TOLERANCE),
-                                      replace_range=getattr(settings, "replace_range", False))
+                                      replace_range=getattr(settings, "replace_range", False),
+                                      reduced=performance.metadata.get("reduced_keys"))
         return f"baked {len(performance.control_names)} shape keys on '{obj.name}', action '{action.name}', {frames}"
     if not settings.cache_path:
         raise ValueError("mesh cache needs a file: save the .blend first or choose a cache folder")
@@ -99,11 +100,26 @@ def _write_face(obj, head, performance, settings) -> str:
     return f"baked mesh cache '{modifier.name}' on '{obj.name}' ({settings.cache_path}), {frames}"
 
 
+def reduce_in_worker(performance, head, settings):
+    """The shape-key bake's key reduction, computed with the performance (off Blender's
+    main thread) for the head whose rest shape is `head`; the bake then writes those keys."""
+    if (settings.mode != "SHAPE_KEYS" or getattr(settings, "keys", "EVERY_FRAME") != "REDUCED"
+            or getattr(settings, "replace_range", False)):
+        return performance
+    from ..core.key_reduction import reduce_keys
+    fields = pipeline.head_fields(np.asarray(head, np.float32), performance.control_names)  # as the bake
+    head = np.asarray(head, np.float32).astype(np.float64)
+    reduction = reduce_keys(performance.controls, fields, getattr(settings, "key_tolerance", DEFAULT_TOLERANCE),
+                            performance.control_names, head=head)
+    return performance.with_(metadata={**performance.metadata, "reduced_keys": reduction.keys})
+
+
 class BakeJob:
     """Runs `pipeline.perform` in a thread; the modal operator polls it and can cancel."""
 
-    def __init__(self, speech, fps, first_frame, settings: JobSettings):
+    def __init__(self, speech, fps, first_frame, settings: JobSettings, head=None):
         self.args = (speech, fps, first_frame, settings)
+        self.head = head  # the target's rest vertices: key reduction runs here, not in the UI
         self.stage, self.progress = "starting", 0.0
         self.result: pipeline.Performance | None = None
         self.error: Exception | None = None
@@ -121,8 +137,12 @@ class BakeJob:
     def _run(self):
         try:
             speech, fps, first_frame, settings = self.args
-            self.result = pipeline.perform(speech, fps, settings, first_frame,
-                                           stage=self._report, cancelled=self._cancel.is_set)
+            result = pipeline.perform(speech, fps, settings, first_frame,
+                                      stage=self._report, cancelled=self._cancel.is_set)
+            if self.head is not None:
+                self._report("reducing keys", 0.9)
+                result = reduce_in_worker(result, self.head, settings)
+            self.result = result
         except Exception as err:  # surfaced to the user by the operator
             self.error = err
 

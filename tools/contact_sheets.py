@@ -100,3 +100,87 @@ def clip_strip(out: Path, audio: str, transcript: str | None, reference: str | N
         title = (f"{Path(audio).name}: {' vs '.join(engines)}, {mode} transcript, {fps:g} fps"
                  + ("  (left: first engine)" if len(engines) > 1 else ""))
         return contact_sheet(images, labels, columns=3 * per_pick, out_path=out, title=title)
+
+
+# Poses of docs/teeth.png: the hand-set viseme targets of these phones (fixed here so
+# the sheet does not change when core.visemes' targets are refitted).
+TEETH_POSES = (
+    ("rest", {}),
+    ("AA", {"jaw_open": 0.50, "lower_lip_down": 0.25}),
+    ("OO", {"jaw_open": 0.12, "pucker": 0.85}),
+    ("M", {"lips_close": 1.0, "lips_press": 0.35}),
+    ("F", {"jaw_open": 0.06, "lower_lip_tuck": 1.0, "upper_lip_raise": 0.15}),
+)
+
+
+def pose_controls(pose: dict) -> np.ndarray:
+    controls = np.zeros(len(CONTROLS), np.float32)
+    for name, value in pose.items():
+        controls[CONTROLS.index(name)] = value
+    return controls
+
+
+def teeth_sheet(out: Path, size: int = 240) -> Path:
+    """Rows: the four heads with teeth, tongue and cavity; columns: rest, AA, OO, M, F
+    (front), then AA in three-quarter view (nothing may poke through lips or cheeks)."""
+    import bpy
+
+    from flame_lipsync.blender import render
+    from flame_lipsync.core import mouth_interior
+
+    heads, faces = shared_heads()
+    rig = load_rig()
+    stills, labels = [], []
+    a = np.radians(55.0)
+    turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    for head_name, vertices in heads.items():
+        interior = mouth_interior.build(vertices, rig)
+        fields = rig.fields_for(vertices)
+        for label, pose in TEETH_POSES + (("AA 3/4", TEETH_POSES[1][1]),):
+            controls = pose_controls(pose)
+            posed = vertices + np.tensordot(controls, fields, 1)
+            parts = interior.posed(controls)
+            if label.endswith("3/4"):
+                centre = posed.mean(0)
+                posed = (posed - centre) @ turn.T + centre
+                parts = {k: (p - centre) @ turn.T + centre for k, p in parts.items()}
+            stills.append((posed.astype(np.float32), parts))
+            labels.append(f"{head_name.split('.')[0][:14]}\n{label}")
+    centres, scale = render._framing([s[0] for s in stills], "mouth", 1.0)
+    scene, mesh, cam = render._setup_scene(faces, stills[0][0], (size, size))
+    cam.data.ortho_scale = scale
+    scene.display.shading.color_type = "MATERIAL"
+    skin = bpy.data.materials.new("skin")
+    skin.diffuse_color = (*render.SKIN, 1.0)
+    mesh.materials.append(skin)
+    meshes = {}
+    for name, part in mouth_interior.build(heads[SHARED_HEADS[0]], rig).parts.items():
+        part_mesh = bpy.data.meshes.new(name)
+        part_mesh.from_pydata(part.vertices.tolist(), [], part.faces.astype(int).tolist())
+        part_mesh.shade_smooth()
+        material = bpy.data.materials.new(name)
+        material.diffuse_color = (*mouth_interior.COLORS[name], 1.0)
+        material.roughness, material.specular_intensity = (1.0, 0.0) if name == "cavity" else (0.35, 0.3)
+        part_mesh.materials.append(material)
+        scene.collection.objects.link(bpy.data.objects.new(name, part_mesh))
+        meshes[name] = part_mesh
+    with tempfile.TemporaryDirectory() as tmp:
+        images = []
+        for i, ((posed, parts), centre) in enumerate(zip(stills, centres)):
+            mesh.vertices.foreach_set("co", posed.ravel())
+            mesh.update()
+            for name, part_mesh in meshes.items():
+                part_mesh.vertices.foreach_set("co", parts[name].astype(np.float32).ravel())
+                part_mesh.update()
+            cam.location = tuple(float(x) for x in centre)
+            path = Path(tmp) / f"{i:03d}.png"
+            scene.render.filepath = str(path)
+            bpy.ops.render.render(write_still=True)
+            images.append(path)
+        return contact_sheet_of(images, labels, len(TEETH_POSES) + 1, out)
+
+
+def contact_sheet_of(images, labels, columns, out):
+    from flame_lipsync.blender.render import contact_sheet
+    return contact_sheet(images, labels, columns=columns, out_path=out,
+                         title="Teeth, tongue and mouth cavity (viseme targets) on the four shared FLAME heads")
