@@ -124,6 +124,11 @@ def _check_mesh(obj, vertex_count: int | None = None):
     return n
 
 
+def stashed_artist_action(obj) -> str | None:
+    """The artist's action our last bake moved to an NLA track (Clear restores it)."""
+    return _record(obj).get("stashed_action")
+
+
 def _conflict_action(obj, on_conflict: str):
     """The artist's action blocking the bake (to stash), or None; raise when refused."""
     key = _key(obj)

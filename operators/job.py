@@ -49,6 +49,12 @@ def write(obj, performance, settings: JobSettings, mouth_interior: bool = True) 
     # cache would hide shape keys, and stale keys would confuse the artist.
     other = bake.owned_modifier(obj) if settings.mode == "SHAPE_KEYS" else bake.owned_shape_keys(obj)
     if other:
+        stashed = bake.stashed_artist_action(obj)
+        if stashed and settings.on_conflict == "refuse":  # clearing would put it back in the way
+            raise bake.BakeConflict(
+                f"Shape keys of '{obj.name}' have the artist's action '{stashed}' stashed by the last "
+                "bake; switching bake mode would restore it and it would block this one: choose "
+                "'Stash' (command line: --stash) to keep it on its NLA track, or Clear first")
         bake.clear_bake(obj)
     head = head_vertices(obj)
     summary = _write_face(obj, head, performance, settings)
