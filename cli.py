@@ -180,6 +180,7 @@ def add_face_arguments(parser) -> None:
     parser.add_argument("--emotion", default="neutral", choices=EMOTIONS, help="expression preset")
     parser.add_argument("--emotion-strength", type=float, default=0.5, help="0-1 (default 0.5)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same blinks and nods")
+    parser.add_argument("--no-teeth", action="store_true", help="bake: no teeth, tongue and mouth cavity")
 
 
 def face_props(args) -> dict:
@@ -194,7 +195,7 @@ def face_props(args) -> dict:
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"--emotion-strength must be within 0-1, got {strength:g}")
     props.update(emotion_preset=getattr(args, "emotion", "neutral").upper(), emotion_strength=strength,
-                 motion_seed=int(getattr(args, "seed", 0)))
+                 motion_seed=int(getattr(args, "seed", 0)), bake_mouth_interior=not getattr(args, "no_teeth", False))
     props["keys"] = {"dense": "EVERY_FRAME", "reduced": "REDUCED"}[getattr(args, "keys", None) or "reduced"]
     channel = getattr(args, "all_strips_on_channel", None)
     if channel is not None:

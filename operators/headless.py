@@ -177,7 +177,7 @@ def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fp
         staged.protect(settings.cache_path)  # a failed job puts the previous cache back
     performance = pipeline.perform(speech, scene_fps, settings, first,
                                    stage=lambda name, f: log(f"[{Path(audio).name}] {name}"))
-    summary = write(obj, performance, settings)
+    summary = write(obj, performance, settings, mouth_interior=props.bake_mouth_interior)
     scene.frame_start = first
     scene.frame_end = first + performance.frame_count - 1
     save_blend(out_path, blend_tmp)
