@@ -491,6 +491,14 @@ for engine in engines:
         report["bakes"].append({"engine": engine, "audio": audio, "result": result,
                                 "shape_keys": sum(k.name.startswith("LS_") for k in keys.key_blocks) if keys else 0})
 report["files"] = {n: getattr(sys.modules.get(n), "__file__", None) for n in ("pocketsphinx", "soxr")}
+cli = importlib.import_module(name + ".cli")   # dev commands say they need the checkout
+report["dev_commands"] = []
+for dev in ("tools.evaluate", "tools.contact_sheets", "training.train"):
+    try:
+        cli.dev_module(dev)
+        report["dev_commands"].append("imported")
+    except RuntimeError as err:
+        report["dev_commands"].append(str(err))
 report["user_site_packages"] = environment.user_site_packages()
 
 # The preferences' download, offline: a local wheel stands in for torch, online access is
@@ -573,6 +581,8 @@ def test_installed_zip_bakes_with_its_bundled_wheels(tmp_path, bl_pkg_cli):
         assert path and Path(path).resolve().is_relative_to((user / "extensions").resolve()), (name, path)
     for bake in report["bakes"]:
         assert bake["result"] == ["FINISHED"] and bake["shape_keys"] == 17, (bake, log)
+    assert len(report["dev_commands"]) == 3 and all("needs the project's checkout" in m
+                                                    for m in report["dev_commands"]), report["dev_commands"]
     site = report["user_site_packages"]
     assert site.startswith(str(user / "extensions" / ".user"))
     assert report["download"] == ["FINISHED"], (report["download"], log)
