@@ -178,6 +178,7 @@ eval: $(STAMP) .venv-track/.installed  # (STAMPTRACK: defined further down)
 	$(PY) cli.py eval --engine all --transcripts --out out/eval
 	$(PY) tools/real_faces.py --out out/eval
 	$(PY) tools/real_faces_splits.py --eval out/eval/real_faces.json
+	$(PY) tools/upper_face_eval.py --out out/eval
 
 # Rebuild committed artefacts from ../shared/assets (visemes: from the tracked videos,
 # needs `make eval` first for out/tracks and the clips' A/V offsets; ~3 min).

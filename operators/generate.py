@@ -248,7 +248,7 @@ class FLAMELIPSYNC_OT_clear(bpy.types.Operator):
             self.report({"ERROR"}, "Select the head mesh whose lip sync should be cleared.")
             return {"CANCELLED"}
         from . import markers
-        removed = {"markers": markers.remove_markers(context.scene, obj.name)}
+        removed: dict = {"markers": markers.remove_markers(context.scene, obj.name)}
         removed.update(bake.clear_bake(obj))
         removed["head_motion"] = head_motion.clear_head_rotation(obj)
         removed["teeth_and_mouth"] = mouth_interior.clear_mouth_interior(obj)
