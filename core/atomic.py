@@ -122,6 +122,14 @@ def min_size(size: int):
     return verify
 
 
+def write_text(path, text: str) -> None:
+    """A text file (reports, tables), atomically; its folder is made if missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_npy(path, array) -> None:
     """np.save, atomically and checked."""
     array = np.asanyarray(array)

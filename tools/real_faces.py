@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from flame_lipsync import pipeline
+from flame_lipsync.core import atomic
 from flame_lipsync.core import face_metrics as fm
 from flame_lipsync.core.flame import PROJECT_ROOT, SHARED_ASSETS
 from flame_lipsync.core.rig import CONTROLS
@@ -285,13 +286,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--videos", type=Path, default=VIDEOS)
@@ -346,8 +340,8 @@ def main(argv=None) -> int:
                         "real_aperture": "MediaPipe 13-14 in mm of the FLAME template",
                         "predicted_aperture": "rig lip gap |v3546 - v3504| in mm",
                         "contact_mm": CONTACT_MM}}
-    _atomic_text(args.out / "real_faces.json", json.dumps(result, indent=1, default=float))
-    _atomic_text(args.out / "real_faces.md", markdown(result))
+    atomic.write_text(args.out / "real_faces.json", json.dumps(result, indent=1, default=float))
+    atomic.write_text(args.out / "real_faces.md", markdown(result))
     print(f"wrote {args.out / 'real_faces.md'}")
     return 0
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from flame_lipsync import pipeline
+from flame_lipsync.core import atomic
 from flame_lipsync.core import metrics
 from flame_lipsync.core.layers import analyse
 from flame_lipsync.tools import rig_fit
@@ -550,13 +550,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_text(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/eval"))
@@ -611,8 +604,8 @@ def main(argv=None) -> int:
                            "pause_margin_s": PAUSE_MARGIN_S, "raise_mm": RAISE_MM,
                            "accent_window_s": ACCENT_WINDOW_S}}
     result["verdicts"] = verdicts(result["pooled"])
-    _atomic_text(args.out / "upper_face.json", json.dumps(result, indent=1, default=float))
-    _atomic_text(args.out / "upper_face.md", markdown(result))
+    atomic.write_text(args.out / "upper_face.json", json.dumps(result, indent=1, default=float))
+    atomic.write_text(args.out / "upper_face.md", markdown(result))
     for v in result["verdicts"]:
         print(v)
     print(f"wrote {args.out / 'upper_face.md'}")

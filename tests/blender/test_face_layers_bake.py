@@ -5,20 +5,14 @@ import bpy
 import numpy as np
 import pytest
 
-from flame_lipsync.core.flame import FLAME_ASSETS, SPEECH_ASSETS
-from flame_lipsync.core.rig import ALL_CONTROLS, LAYER_OF
+from shot import AUDIO, TEMPLATE, registered_addon
 
-TEMPLATE = FLAME_ASSETS / "flame_template.ply"
-AUDIO = SPEECH_ASSETS / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
+from flame_lipsync.core.rig import ALL_CONTROLS, LAYER_OF
 
 
 @pytest.fixture(scope="module", autouse=True)
 def addon():
-    if not TEMPLATE.is_file() or not AUDIO.is_file():
-        pytest.skip("shared assets not found beside the project")
-    import flame_lipsync
-    if not hasattr(bpy.types.Scene, "flame_lipsync"):
-        flame_lipsync.register()
+    registered_addon()
 
 
 @pytest.fixture
