@@ -73,16 +73,21 @@ def names() -> tuple[str, ...]:
     return tuple(v for v in VARIANTS if available(v))
 
 
-@lru_cache(maxsize=8)
 def _model(backend: str = "auto", device: str | None = None, variant: str = NAME):
+    """The variant's network, loaded once per process for each (backend, device)."""
+    if backend == "auto":  # torch only for a GPU: on the CPU numpy gives the same numbers
+        backend = "torch" if device in ("cuda", "mps") else "numpy"  # without importing torch
+    return _load(backend, None if backend == "numpy" else device, variant)
+
+
+@lru_cache(maxsize=8)
+def _load(backend: str, device: str | None, variant: str):
     from . import load_model
     path = weights_path(variant)
     if not path.is_file():
         raise FileNotFoundError(f"{variant} engine weights missing at {path}: "
                                 "reinstall the add-on or train them (python cli.py train)")
-    if backend == "auto":  # torch only for a GPU: on the CPU numpy gives the same numbers
-        backend = "torch" if device in ("cuda", "mps") else "numpy"  # without importing torch
-    return load_model(path, backend=backend, device=None if backend == "numpy" else device)
+    return load_model(path, backend=backend, device=device)
 
 
 def style_names(variant: str = NAME) -> tuple[str, ...]:

@@ -203,7 +203,7 @@ def work_manifest(p: dict) -> dict:
     caches = sorted(folder.glob("*.pc2"))
     row = {"exit": code, "shots": p["shots"], "total_s": total, "per_shot_s": total / p["shots"],
            "outputs": len(outs), "distinct_caches": len(caches), "engine": p["engine"], "mode": p["mode"],
-           "model_loads": neural._model.cache_info().misses, "recognisers": len(phones._decoders)}
+           "model_loads": neural._load.cache_info().misses, "recognisers": len(phones._decoders)}
     shutil.rmtree(folder)
     return row
 
@@ -366,7 +366,7 @@ def run_all(args) -> dict:
             row["rtf"] = row["processing"] / row["seconds"]
         elif row["kind"] == "decode":
             row["rtf"] = row["load"] / row["seconds"]
-    results["memory_ratios"] = memory_ratios(results, long=max(args.seconds))
+    results["memory_ratios"] = memory_ratios(results, long=max(args.seconds)) if max(args.seconds) > 60 else []
     results["total_wall_s"] = time.perf_counter() - started
     results["load_average_end"] = os.getloadavg()
     return results
