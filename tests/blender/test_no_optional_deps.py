@@ -281,7 +281,7 @@ class Layout:
 
 from flame_lipsync.panels.preferences import FlameLipSyncPreferences
 view = type("View", (), {"layout": Layout(), "device": prefs.device, "torch_variant": prefs.torch_variant,
-                         "extra_site_packages": prefs.extra_site_packages})()
+                         "extra_site_packages": prefs.extra_site_packages, "key_tolerance": prefs.key_tolerance})()
 FlameLipSyncPreferences.draw(view, bpy.context)
 report["labels"] = Layout.labels
 report["online_access"] = bpy.app.online_access
