@@ -52,7 +52,7 @@ LOWER_TEETH = ((5.3, 6.0, 8.5), (5.9, 6.0, 8.8), (6.9, 7.0, 9.5), (7.0, 7.5, 8.0
                (7.0, 8.0, 7.5), (11.0, 10.0, 7.0))
 ARCH_DEPTH = 40 * MM          # the elliptic arch: front to where it would turn parallel
 BEHIND_LOOP = 2.0 * MM        # upper incisors' front this far behind the loop's front
-ARCH_SHRINK = 3.5 * MM        # the arch's half-width = the loop's half-width minus this
+ARCH_SHRINK = 4.0 * MM        # the arch's half-width = the loop's half-width minus this
 UPPER_TIP = -1.5 * MM         # upper incisor tips this far below the upper lip's lowest point
 SMILE_ARC = (0.0, 0.3, 1.0, 3.2, 4.0, 4.6)   # mm: posterior tips higher (behind the upper lip)
 OVERBITE = 1.8 * MM           # lower incisor tips above the upper ones, behind them
@@ -362,10 +362,45 @@ def build(head: np.ndarray, rig=None) -> MouthInterior:
 
 
 def ray_hits(origins: np.ndarray, direction: np.ndarray, triangles: np.ndarray,
-             chunk: int = 256) -> np.ndarray:
-    """(N,) number of triangles ((F, 3, 3)) each ray origin + t * direction (t > 0) crosses."""
+             chunk: int = 256, cells: int = 16) -> np.ndarray:
+    """(N,) number of triangles ((F, 3, 3)) each ray origin + t * direction (t > 0) crosses.
+
+    The origins are grouped into a cells x cells grid across the rays; each group is
+    tested (Moller-Trumbore) only against the triangles whose shadow along the rays
+    overlaps its box: the same count as testing all of them, at a fraction of the cost."""
     origins = np.asarray(origins, np.float64)
     d = np.asarray(direction, np.float64)
+    triangles = np.asarray(triangles, np.float64)
+    out = np.zeros(len(origins), np.int64)
+    if not len(origins) or not len(triangles):
+        return out
+    across = _across(d)                                       # (2, 3): the plane the rays cross
+    shadow = triangles @ across.T                             # (F, 3, 2)
+    low, high = shadow.min(1), shadow.max(1)
+    spots = origins @ across.T                                # (N, 2)
+    start, size = spots.min(0), np.ptp(spots, 0) / cells + 1e-12
+    cell = np.minimum(((spots - start) / size).astype(np.int64), cells - 1)
+    groups = cell[:, 0] * cells + cell[:, 1]
+    margin = 1e-9 + 1e-9 * np.abs(shadow).max()
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        box_low, box_high = spots[members].min(0) - margin, spots[members].max(0) + margin
+        near = ((high >= box_low) & (low <= box_high)).all(1)
+        if near.any():
+            out[members] = _crossings(origins[members], d, triangles[near], chunk)
+    return out
+
+
+def _across(direction: np.ndarray) -> np.ndarray:
+    """Two unit axes perpendicular to `direction` (and to each other)."""
+    unit = direction / np.linalg.norm(direction)
+    helper = np.eye(3)[np.argmin(np.abs(unit))]
+    first = np.cross(unit, helper)
+    first /= np.linalg.norm(first)
+    return np.stack([first, np.cross(unit, first)])
+
+
+def _crossings(origins: np.ndarray, d: np.ndarray, triangles: np.ndarray, chunk: int) -> np.ndarray:
     v0 = triangles[:, 0]
     e1, e2 = triangles[:, 1] - v0, triangles[:, 2] - v0
     p = np.cross(d, e2)

@@ -58,7 +58,6 @@ TRACKER = PROJECT_ROOT / "tools" / "face_tracking.py"
 CONTACT_MM = 1.0          # as tools/face_tracking.py
 LONG_S = 4.0
 LOUDNESS = "loudness"
-FIT_VERSION = 1
 
 
 # ---- the one adapter to the product ------------------------------------------------------
@@ -91,7 +90,7 @@ def track_all(videos: list[Path], tracks: Path, jobs: int) -> list[dict]:
 
 
 def fitted(npz: Path, track: dict) -> dict:
-    cache = npz.with_name(f"{npz.stem}_fit{FIT_VERSION}.npz")
+    cache = rig_fit.fit_cache(npz)
     if cache.is_file() and cache.stat().st_mtime >= npz.stat().st_mtime:
         with np.load(cache) as data:
             return {k: data[k] for k in data.files}

@@ -49,6 +49,22 @@ SMOOTH = 0.5      # mm^2 per unit control change per frame
 BOUNDS = (0.0, 2.0)
 
 
+# The shared embedding puts 13 (upper inner lip) on the inner curl of FLAME's upper lip,
+# 2.8 mm below and 2.2 mm behind where the lips meet: sealed lips read 3.2 mm apart and a
+# jaw_open of 1 reads 20.9 mm against a 24.4 mm lip gap. The two midline inner-lip points
+# are pinned to FLAME's lip-contact vertices instead (14 already sits within 0.1 mm of
+# its one), so closed reads closed and the track and our lip gap measure the same points.
+PINNED = {13: UPPER_LIP_EDGE, 14: LOWER_LIP_EDGE}
+
+# Bumped whenever the fit's inputs change (the embedding, the rig, the solver): names
+# the rig-fit cache beside each track.
+FIT_VERSION = 2
+
+
+def fit_cache(track_npz: Path) -> Path:
+    return Path(track_npz).with_name(f"{Path(track_npz).stem}_fit{FIT_VERSION}.npz")
+
+
 class Embedding:
     """105 MediaPipe landmarks located on FLAME faces by barycentric coordinates."""
 
@@ -62,6 +78,10 @@ class Embedding:
         self.corners = np.asarray(faces)[data["lmk_face_idx"].astype(np.int64)]   # (105, 3)
         self.bary = data["lmk_b_coords"].astype(np.float64)                         # (105, 3)
         self.template, _ = read_ply(template_path)                                  # metres
+        for mediapipe_id, vertex in PINNED.items():
+            row = self.mediapipe.index(mediapipe_id)
+            self.corners[row] = vertex
+            self.bary[row] = (1.0, 0.0, 0.0)
 
     def index(self, mediapipe_ids) -> np.ndarray:
         """Rows of the embedding for MediaPipe landmark ids."""

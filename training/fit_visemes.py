@@ -4,7 +4,7 @@
 
 Inputs (development only, never shipped): the tracks of ../shared/assets/video/ written by
 tools/face_tracking.py into out/tracks (run `make eval-real` or tools/real_faces.py once
-first), their rig fits (tools/rig_fit.py, cached beside each track as <sha>_fit1.npz) and
+first), their rig fits (tools/rig_fit.py, cached beside each track as <sha>_fit<FIT_VERSION>.npz) and
 the 16 kHz WAV the tracker wrote beside each track.
 
 Per frame every clip gets a phone: no transcripts ship with the videos, so the phones are
@@ -98,7 +98,7 @@ def load_clip(entry: dict, offsets: dict) -> dict:
     from flame_lipsync.tools import rig_fit
     track = rig_fit.load_track(entry["npz"])
     fps = float(track["grid_fps"])
-    with np.load(entry["npz"].with_name(entry["npz"].stem + "_fit1.npz")) as f:
+    with np.load(rig_fit.fit_cache(entry["npz"])) as f:
         controls = f["controls"].astype(np.float64)
     T = len(controls)
     speech = load_speech(entry["wav"], fps=fps)
