@@ -23,12 +23,38 @@ def speech_dir():
     return _require(SPEECH_ASSETS)
 
 
+def _record_versions(config):
+    """Name this run's Python and Blender in its JUnit XML (`--junitxml`) for
+    tools/support_table.py. Not record_testsuite_property: under xdist that fixture runs
+    on the workers, and only the controller writes the XML."""
+    import platform
+    import sys
+    try:
+        from _pytest.junitxml import xml_key  # where pytest keeps its --junitxml writer
+    except ImportError:
+        return  # another pytest: the table falls back to the file's name
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("python_version", platform.python_version())
+    if "bpy" in sys.modules:  # "4.5.15 LTS"
+        xml.add_global_property("blender_version", sys.modules["bpy"].app.version_string)
+        return
+    from importlib import metadata  # the xdist controller never imports bpy: its wheel says
+    try:
+        xml.add_global_property("blender_version", metadata.version("bpy"))
+    except metadata.PackageNotFoundError:
+        pass
+
+
 _exit_status = 0
 
 
+@pytest.hookimpl(tryfirst=True)  # before the JUnit XML is written
 def pytest_sessionfinish(session, exitstatus):
     global _exit_status
     _exit_status = int(exitstatus)
+    _record_versions(session.config)
 
 
 @pytest.hookimpl(trylast=True)
@@ -38,6 +64,8 @@ def pytest_unconfigure(config):
     segfaults), which would stall `make test` after a green run."""
     import os
     import sys
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker (make test runs those on bpy 5.x only): exits on its own
     if "bpy" in sys.modules:
         sys.stdout.flush()
         sys.stderr.flush()

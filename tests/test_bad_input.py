@@ -493,17 +493,19 @@ MANIFEST_CASES = {
 
 @pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
 def test_bad_manifest_is_refused_before_any_job_runs(case, tmp_path):
-    _inputs(tmp_path)
-    (tmp_path / "old.blend").write_bytes(b"BLENDER the artist's previous take")
-    (tmp_path / "s_Head_lipsync.pc2").write_bytes(b"POINTCACHE2\0 previous take")
+    shots = tmp_path / "shots"  # the manifest's folder; tmp_path around it catches writes outside
+    shots.mkdir()
+    _inputs(shots)
+    (shots / "old.blend").write_bytes(b"BLENDER the artist's previous take")
+    (shots / "s_Head_lipsync.pc2").write_bytes(b"POINTCACHE2\0 previous take")
     text, fragment = MANIFEST_CASES[case]
-    path = manifest(tmp_path, text)
-    before = tree(tmp_path.parent)
+    path = manifest(shots, text)
+    before = tree(tmp_path)
     result = _cli("bake", "--manifest", str(path))
     assert result.returncode == 2, result.stderr
     assert fragment in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert tree(tmp_path.parent) == before                    # nothing written, nothing replaced
+    assert tree(tmp_path) == before                           # nothing written, nothing replaced
 
 
 def test_manifest_flags_allow_what_they_name(tmp_path):

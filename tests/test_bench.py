@@ -57,14 +57,14 @@ def test_bench_end_to_end_on_3_seconds(speech_dir, flame_dir, tmp_path):
     pytest.importorskip("bpy")
     command = [sys.executable, str(bench.ROOT / "tools" / "bench.py"), "--seconds", "3",
                "--naive-budget", "0.3", "--no-cold-start", "--quiet", "--manifest-shots", "3",
-               "--out-dir", str(tmp_path)]
+               "--engines", "phonetic", "--out-dir", str(tmp_path)]  # one engine: the plumbing, not the figures
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "bench.json").read_text())
     cases = results["cases"]
-    from flame_lipsync.pipeline.engines import ENGINES
     engine_rows = [r for r in cases if r["kind"] == "engine"]
-    assert len(engine_rows) == len(ENGINES) * 2 * 2  # with/without transcript x 2 bake modes
+    assert {r["engine"] for r in engine_rows} == {"phonetic"}
+    assert len(engine_rows) == 2 * 2  # with/without transcript x 2 bake modes
     assert {(r["transcript"], r["mode"]) for r in engine_rows} == {
         (t, m) for t in (True, False) for m in ("SHAPE_KEYS", "MESH_CACHE")}
     for r in engine_rows:
