@@ -86,7 +86,9 @@ def resolve_transcript(value: str | None, base: Path | None = None) -> tuple[str
         try:
             text = path.read_bytes().decode("utf-8-sig", errors="replace")
         except OSError as err:
-            raise ValueError(f"transcript file '{path}' could not be read ({err.strerror}); check it") from None
+            from flame_lipsync.core.atomic import describe
+            reason, todo = describe(err, reading=True)
+            raise ValueError(f"transcript file '{path}' could not be read: {reason}; {todo}") from None
         if not text.strip():
             raise ValueError(f"transcript file '{path}' is empty: write the words spoken in it, or leave "
                              "--transcript out")
@@ -516,17 +518,9 @@ def main(argv=None) -> int:
 
 def user_message(err: BaseException) -> str:
     """One line that says what happened (and, from our errors, what to do)."""
-    from flame_lipsync.core.atomic import describe
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) or \
-            (isinstance(err, FileNotFoundError) and err.filename):
-        reason, todo = describe(err)
-        where = f" '{err.filename}'" if err.filename else ""
-        return f"could not use{where}: {reason}; {todo}"
-    if isinstance(err, (ValueError, RuntimeError, FileNotFoundError)) and text:
-        return text
-    return (f"unexpected {type(err).__name__}{': ' + text if text else ''} (a bug: please report it with "
-            "the command line; FLAME_LIPSYNC_DEBUG=1 shows the traceback)")
+    from flame_lipsync.core.messages import user_message as message
+    text = message(err, bug_hint="with the command line; FLAME_LIPSYNC_DEBUG=1 shows the traceback")
+    return text.splitlines()[0]
 
 
 def exit_now(code: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import bpy
 
+from ..core.atomic import describe
 from ..core.audio import AudioError, Speech, load_speech
 from ..core.flame import VERTEX_COUNT
 from ..core.mesh_io import MeshError, check_flame_faces, check_flame_topology
@@ -85,7 +86,14 @@ def transcript_beside(audio_path: str) -> str | None:
     if not audio_path:
         return None
     text = Path(bpy.path.abspath(audio_path)).with_suffix(".txt")
-    return text.read_text(errors="replace") if text.is_file() else None
+    if not text.is_file():
+        return None
+    try:
+        return text.read_text(errors="replace")
+    except OSError as err:
+        reason, todo = describe(err, reading=True)
+        raise AudioError(f"The transcript beside the audio, '{text}', could not be read: {reason}; {todo}, "
+                         "or turn off 'Use .txt Beside Audio'.") from None
 
 
 def check_target(obj) -> None:
@@ -113,18 +121,26 @@ def mesh_faces(mesh):
     return np.full((len(corners), 3), -1, np.int32)
 
 
+MAKE_LOCAL = ("make it local (select it, then Object > Relations > Make Local... > Selected Objects "
+              "and Data) and bake again, or bake it in the library file")
+
+
 def check_local(obj) -> None:
-    """Linked or overridden data cannot take our shape keys or modifier (the saved file
-    would silently lose them): refuse with how to make it local."""
+    """Linked or overridden data cannot keep our shape keys or modifier (the saved file
+    would silently lose them): refuse, before anything changes, with how to make it local.
+    Making an override editable is not enough: its mesh stays linked."""
     key = obj.data.shape_keys if obj.type == "MESH" else None
     for what, data in (("object", obj), ("mesh", obj.data), ("shape keys", key)):
         if data is None:
             continue
+        part = "" if what == "object" else f" (its {what} '{data.name}')"
         library = getattr(data, "library", None)
         if library is not None:
-            raise MeshError(f"'{obj.name}' ({what} '{data.name}') is linked from the library "
-                            f"'{library.filepath}': make it local (Object > Relations > Make Local > "
-                            "Selected Objects and Data) and bake again.")
-        if getattr(data, "override_library", None) is not None:
-            raise MeshError(f"'{obj.name}' ({what} '{data.name}') is a library override (its shape keys would not be "
-                            "saved): make it local (Object > Relations > Make Local) and bake again.")
+            raise MeshError(f"'{obj.name}'{part} is linked from the library '{bpy.path.abspath(library.filepath)}': "
+                            f"baked shape keys or a mesh cache on linked data are not saved; {MAKE_LOCAL}.")
+        override = getattr(data, "override_library", None)
+        if override is not None:
+            source = getattr(getattr(override, "reference", None), "library", None)
+            where = f" of the library '{bpy.path.abspath(source.filepath)}'" if source is not None else ""
+            raise MeshError(f"'{obj.name}'{part} is a library override{where}: an override saves only its "
+                            f"overridden properties, so baked shape keys would be lost; {MAKE_LOCAL}.")

@@ -29,15 +29,30 @@ _REASONS = {
     errno.EISDIR: ("it is a folder", "give a file name, not a folder"),
     errno.ENAMETOOLONG: ("the name is too long", "choose a shorter path"),
     errno.EFBIG: ("the file is too large for this file system", "write to another disk"),
+    errno.ENOENT: ("it does not exist", "check the path, or choose another folder"),
+    errno.EIO: ("the disk reported an input/output error", "check the disk, or use another one"),
+}
+# Reading a file the user chose: the fix is about that file, not about a folder to write to.
+_READ_REASONS = {
+    errno.EACCES: ("permission denied", "make the file readable (check its permissions) or copy it "
+                                        "to a folder you own"),
+    errno.EPERM: ("permission denied", "make the file readable (check its permissions) or copy it "
+                                       "to a folder you own"),
+    errno.ENOENT: ("it does not exist", "check the path"),
+    errno.EISDIR: ("it is a folder", "choose a file, not a folder"),
+    errno.EIO: ("the disk reported a read error", "copy the file to another disk and try again"),
 }
 
 
-def describe(err: OSError) -> tuple[str, str]:
-    """(what happened, what to do) for an OSError, in words."""
+def describe(err: OSError, reading: bool = False) -> tuple[str, str]:
+    """(what happened, what to do) for an OSError, in words; `reading`: the fix for a
+    file that is read (permission: make it readable), else for one that is written."""
     if err.errno is None and "requested and" in str(err):   # numpy's tofile on a full disk
         return _REASONS[errno.ENOSPC]
+    if reading and err.errno in _READ_REASONS:
+        return _READ_REASONS[err.errno]
     reason, todo = _REASONS.get(err.errno, (err.strerror or str(err) or type(err).__name__,
-                                            "check the output path"))
+                                            "check the path"))
     return reason, todo
 
 
@@ -251,6 +266,36 @@ def _check_seek_table(path: Path) -> None:
         raw = handle.read(frames * entry)
     compressed = sum(struct.unpack_from("<I", raw, k * entry)[0] for k in range(frames))
     if compressed + table != size:
+        raise cut
+
+
+# --------------------------------------------------------------------------- movie
+
+def check_mp4(path) -> None:
+    """A rendered .mp4 is complete: its top-level boxes tile the file and one is 'moov',
+    the index the muxer writes when it closes the movie. Blender reports success for a
+    movie cut short by a full disk; such a file has an open-ended 'mdat' and no 'moov'."""
+    import struct
+    path = Path(path)
+    size, offset, kinds = path.stat().st_size, 0, set()
+    cut = WriteError(f"'{path}' came out incomplete ({size} bytes, no movie index): the disk is "
+                     "probably full; free some space or write to another disk.")
+    with open(path, "rb") as handle:
+        while offset < size:
+            handle.seek(offset)
+            head = handle.read(16)
+            if len(head) < 8:
+                raise cut
+            length, kind = struct.unpack(">I4s", head[:8])
+            if length == 1 and len(head) == 16:
+                length = struct.unpack(">Q", head[8:])[0]
+            elif length == 0:               # "to the end of the file": a muxer that never finished
+                raise cut
+            if length < 8 or offset + length > size:
+                raise cut
+            kinds.add(kind)
+            offset += length
+    if b"ftyp" not in kinds or b"moov" not in kinds:
         raise cut
 
 

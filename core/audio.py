@@ -149,7 +149,9 @@ def _decode_without_soundfile(path: Path):
     except audio_numpy.DecodeError as err:
         first = err
     except OSError as err:
-        raise AudioError(f"Audio file '{path}' could not be read ({err.strerror}).") from None
+        from .atomic import describe
+        reason, todo = describe(err, reading=True)
+        raise AudioError(f"Audio file '{path}' could not be read: {reason}; {todo}.") from None
     if _optional("aud") is None:  # Blender's audio library (importable once bpy is loaded)
         if first.recognised:
             raise _undecodable(path, str(first))

@@ -139,7 +139,9 @@ def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
     try:
         return readers[path.suffix.lower()](path)
     except OSError as err:
-        raise MeshError(f"{path}: could not be read ({err.strerror or err}); check the file") from None
+        from .atomic import describe
+        reason, todo = describe(err, reading=True)
+        raise MeshError(f"{path}: could not be read: {reason}; {todo}") from None
 
 
 def check_flame_topology(vertex_count: int, what: str = "mesh") -> None:

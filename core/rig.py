@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .flame import VERTEX_COUNT
+from .npz import DataFileError, read_npz
 
 # The one list of control names (order = column order of Performance.controls).
 CONTROLS = (
@@ -57,6 +58,7 @@ LID_SPREAD = 0.003      # m: radius over which a lift of the closed lid is share
 LID_DIP = 0.0002        # m: at most this much less clearance mid-blink (linear shape-key path)
 
 RIG_FILE = Path(__file__).resolve().parent / "data" / "rig_fields.npz"
+RIG_FIX = "reinstall the add-on, or rebuild the file from a checkout with `make rig`"
 
 
 class Rig:
@@ -242,15 +244,13 @@ def eyelid_fields(head: np.ndarray, lids: dict, frame: np.ndarray) -> dict:
 
 @lru_cache(maxsize=1)
 def load_rig(path: Path = RIG_FILE) -> Rig:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"rig fields missing at {path}: run `python tools/build_rig.py`")
-    data = np.load(path)
+    data = read_npz(path, RIG_FIX, "rig fields")
     if tuple(str(c) for c in data["controls"]) != CONTROLS:
-        raise ValueError(f"{path} was built for other controls: rebuild with `python tools/build_rig.py`")
+        raise DataFileError(f"rig fields '{path}' were built for other controls; {RIG_FIX}.")
     upper = {}
     if "upper_fields" in data:
         if tuple(str(c) for c in data["upper_controls"]) != UPPER_FACE_CONTROLS:
-            raise ValueError(f"{path} was built for other upper-face controls: rebuild with `make rig`")
-        lids = {k[len("lid_"):]: data[k] for k in data.files if k.startswith("lid_")}
+            raise DataFileError(f"rig fields '{path}' were built for other upper-face controls; {RIG_FIX}.")
+        lids = dict(data.under("lid_"))
         upper = dict(upper_fields=data["upper_fields"], upper_region=data["upper_region"], lids=lids)
     return Rig(data["fields"], data["region"], data["anchor_index"], data["anchor_positions"], **upper)

@@ -58,9 +58,9 @@ def available(variant: str = NAME) -> bool:
 @lru_cache(maxsize=8)
 def weights_meta(variant: str = NAME) -> dict:
     """The weights file's JSON header alone (no parameters loaded)."""
-    import json
-    with np.load(weights_path(variant), allow_pickle=False) as data:
-        return json.loads(str(data["meta"]))
+    from ..core.npz import read_npz
+    from .numpy_inference import WEIGHTS_FIX, read_meta
+    return read_meta(read_npz(weights_path(variant), WEIGHTS_FIX, "network weights"))
 
 
 def uses_recogniser(variant: str = NAME) -> bool:
@@ -83,11 +83,7 @@ def _model(backend: str = "auto", device: str | None = None, variant: str = NAME
 @lru_cache(maxsize=8)
 def _load(backend: str, device: str | None, variant: str):
     from . import load_model
-    path = weights_path(variant)
-    if not path.is_file():
-        raise FileNotFoundError(f"{variant} engine weights missing at {path}: "
-                                "reinstall the add-on or train them (python cli.py train)")
-    return load_model(path, backend=backend, device=device)
+    return load_model(weights_path(variant), backend=backend, device=device)  # missing: DataFileError
 
 
 def style_names(variant: str = NAME) -> tuple[str, ...]:

@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 
+from ..core import atomic
+from ..core.npz import DataFileError, read_npz
 from ..core.phonetic import frame_count
 from ..core.rig import load_rig
 
@@ -27,14 +29,33 @@ LEAK = 0.2  # LeakyReLU slope (models.voca uses this one)
 
 # ----------------------------------------------------------------------------- config / file
 
+WEIGHTS_FIX = "reinstall the add-on, or train the weights again from a checkout (python cli.py train)"
+
+
 def read_weights(path):
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a {FORMAT} weights file (format {meta.get('format')!r})")
-        params = {k[len("param/"):]: np.asarray(data[k], np.float32) for k in data.files if k.startswith("param/")}
-        mean, std = data["norm/mean"].astype(np.float32), data["norm/std"].astype(np.float32)
+    data = read_npz(path, WEIGHTS_FIX, "network weights")
+    meta = read_meta(data)
+    if meta.get("format") != FORMAT:
+        raise DataFileError(f"network weights '{path}' are not a {FORMAT} weights file (format "
+                            f"{meta.get('format')!r}); {WEIGHTS_FIX}.")
+    params = data.under("param/")  # a missing parameter names itself and the file
+    for name in params:
+        params[name] = np.asarray(params[name], np.float32)
+    mean, std = data["norm/mean"].astype(np.float32), data["norm/std"].astype(np.float32)
     return ModelConfig.from_dict(meta["config"]), params, mean, std, meta
+
+
+def read_meta(data) -> dict:
+    """The weights file's JSON header ("meta"), checked: a dict with a "config"."""
+    try:
+        meta = json.loads(str(data["meta"]))
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"network weights '{data.path}' have a damaged header: its 'meta' is not valid "
+                            f"JSON ({err.msg}); {WEIGHTS_FIX}.") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise DataFileError(f"network weights '{data.path}' have no network description in their 'meta' "
+                            f"header; {WEIGHTS_FIX}.")
+    return meta
 
 
 def front_end(cfg) -> str:
@@ -281,11 +302,10 @@ def offsets_common(model, samples, fps, style, **kw) -> np.ndarray:
 
 def update_meta(path, **fields):
     """Rewrite a weights file with `fields` merged into its JSON meta (calibration results)."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays["meta"]))
+    arrays = read_npz(path, WEIGHTS_FIX, "network weights")
+    meta = read_meta(arrays)
     meta.update(fields)
     arrays["meta"] = np.array(json.dumps(meta))
-    with open(path, "wb") as handle:
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as handle:  # a failed write keeps the weights
         np.savez_compressed(handle, **arrays)
     return meta

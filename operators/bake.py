@@ -23,6 +23,7 @@ import os
 import bpy
 import numpy as np
 
+from ..core.atomic import write_error
 from ..core.key_reduction import DEFAULT_TOLERANCE, reduce_keys
 from ..core.pc2 import write_pc2
 from ..core.rig import LAYER_OF
@@ -86,6 +87,16 @@ def owned_action(obj):
     if ad is not None and _is_ours(ad.action):
         return ad.action
     return None
+
+
+def link_beside(obj, new) -> None:
+    """Put an object we create (teeth, head empty) in the head's collections that can take
+    it: a linked or overridden collection refuses new objects, which would stop a bake
+    halfway; then the scene's own collection holds it."""
+    editable = [c for c in obj.users_collection if c.library is None and c.override_library is None]
+    scene = obj.users_scene[0] if obj.users_scene else bpy.context.scene
+    for collection in editable or [scene.collection]:
+        collection.objects.link(new)
 
 
 def owned_modifier(obj):
@@ -504,7 +515,10 @@ def bake_mesh_cache(obj, vertices_local, frame_start: int, pc2_path: str, relati
                                             "would hide it;", 1)) from None
 
     # The file first (atomic, streamed): a failed write changes nothing in Blender.
-    os.makedirs(os.path.dirname(pc2_path), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(pc2_path), exist_ok=True)
+    except OSError as err:  # a file in the way, a read-only place: say so with the cache's path
+        raise write_error(pc2_path, err) from None
     write_pc2(pc2_path, _checked_chunks(vertices_local, n), float(frame_start), 1.0)
 
     mod = owned_modifier(obj)

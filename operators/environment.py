@@ -2,6 +2,7 @@
 The service behind them is blender/environment.py."""
 import bpy
 
+from ..core.messages import user_message
 from ..blender.environment import TorchInstall, apply_paths, detect, probe_torch, start_torch_install
 
 
@@ -46,8 +47,8 @@ class FLAMELIPSYNC_OT_install_torch(bpy.types.Operator):
     def _begin(self):
         try:
             return start_torch_install(self.variant)
-        except RuntimeError as err:
-            self.report({"ERROR"}, str(err))
+        except (RuntimeError, OSError) as err:  # OSError: the extension's folder cannot be made
+            self.report({"ERROR"}, user_message(err))
             return None
 
     def execute(self, context):

@@ -1,16 +1,14 @@
 """Generate lip sync / Clear: the operators behind the sidebar buttons."""
+import traceback
 from pathlib import Path
 
 import bpy
 
-from ..core.audio import AudioError
-from ..core.mesh_io import MeshError
 from ..blender import sources
 from .. import pipeline
 from ..core.layers import LayerSettings
+from ..core.messages import USER_ERRORS, user_message
 from .job import BakeJob, Cancelled, JobSettings, write
-
-USER_ERRORS = (AudioError, MeshError, ValueError, RuntimeError, OSError)
 
 
 def settings_from(scene, props, audio_path: str, obj=None) -> JobSettings:
@@ -172,7 +170,7 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
                 summary = write(obj, pipeline.perform(speech, fps, settings, first), settings,
                                 mouth_interior=context.scene.flame_lipsync.bake_mouth_interior)
         except USER_ERRORS as err:
-            self.report({"ERROR"}, str(err))
+            self.report({"ERROR"}, user_message(err))
             return {"CANCELLED"}
         self.report({"INFO"}, summary)
         return {"FINISHED"}
@@ -184,7 +182,7 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
         try:
             obj, speech, fps, first, settings = gather(context)
         except USER_ERRORS as err:
-            self.report({"ERROR"}, str(err))
+            self.report({"ERROR"}, user_message(err))
             return {"CANCELLED"}
         self._target = obj.name
         self._settings = settings
@@ -213,7 +211,9 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
         if isinstance(job.error, Cancelled):
             return {"CANCELLED"}
         if job.error is not None:
-            self.report({"ERROR"}, str(job.error))
+            if not isinstance(job.error, USER_ERRORS):  # a bug: its traceback goes to the console
+                traceback.print_exception(job.error)
+            self.report({"ERROR"}, user_message(job.error))
             return {"CANCELLED"}
         obj = bpy.data.objects.get(self._target)
         try:
@@ -221,7 +221,7 @@ class FLAMELIPSYNC_OT_generate(bpy.types.Operator):
             summary = write(obj, job.result, self._settings,
                             mouth_interior=context.scene.flame_lipsync.bake_mouth_interior)
         except USER_ERRORS as err:
-            self.report({"ERROR"}, str(err))
+            self.report({"ERROR"}, user_message(err))
             return {"CANCELLED"}
         self.report({"INFO"}, summary)
         return {"FINISHED"}

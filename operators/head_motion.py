@@ -8,7 +8,7 @@ import numpy as np
 from mathutils import Matrix, Quaternion, Vector
 
 from ..core.rig import load_rig
-from .bake import OWNER_KEY, PREFIX
+from .bake import OWNER_KEY, PREFIX, link_beside
 
 CONSTRAINT_NAME = "LS_HeadMotion"
 # FLAME template frame (metres, +Y up, +Z forward): below the skull base, the pivot
@@ -66,8 +66,7 @@ def bake_head_rotation(obj, head_local: np.ndarray, rotation: np.ndarray, first_
     empty = bpy.data.objects.new(f"{PREFIX}Head_{obj.name}", None)
     empty[OWNER_KEY] = True
     empty.empty_display_type, empty.empty_display_size = "SPHERE", 0.02
-    for collection in obj.users_collection:
-        collection.objects.link(empty)
+    link_beside(obj, empty)
     empty.location = pivot
     empty.rotation_mode = "QUATERNION"
     obj[OWNER_KEY + "_head_empty"] = empty.name

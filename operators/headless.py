@@ -193,9 +193,15 @@ def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fp
 
 
 def preview(blend: str, out: str, size=(480, 480), stills_dir: str | None = None, stills: int = 4) -> str:
-    """Render the baked animation with Workbench from a front camera, with sound."""
+    """Render the baked animation with Workbench from a front camera, with sound, to an
+    .mp4 written atomically: a failed or interrupted render leaves no partial movie and
+    the previous preview as it was."""
     if not Path(blend).is_file():
         raise FileNotFoundError(f"blend file '{blend}' does not exist")
+    out_path = Path(out).resolve()
+    if out_path.suffix.lower() != ".mp4":
+        raise ValueError(f"--out '{out}' must be an .mp4 file (e.g. {out_path.with_suffix('.mp4').name})")
+    atomic.check_writable(out_path, "--out")
     bpy.ops.wm.open_mainfile(filepath=str(Path(blend).resolve()))
     scene = bpy.context.scene
     heads = [o for o in scene.objects if o.type == "MESH" and o.get("flame_lipsync")]
@@ -228,12 +234,33 @@ def preview(blend: str, out: str, size=(480, 480), stills_dir: str | None = None
     render.ffmpeg.format = "MPEG4"
     render.ffmpeg.codec = "H264"
     render.ffmpeg.audio_codec = "AAC"
-    render.filepath = str(Path(out).resolve())
     log(f"rendering frames {scene.frame_start}-{scene.frame_end} to {out}...")
-    bpy.ops.render.render(animation=True)
+    with atomic.exclusive(out_path, "movie"), atomic.Staged() as staged:
+        tmp = staged.stage(out_path)  # ends in .mp4, so Blender writes exactly this name
+        render.filepath = str(tmp)
+        render_movie()
+        check_movie(out_path, tmp)
     if stills_dir:
         render_stills(scene, Path(stills_dir), stills)
     return f"wrote {out}"
+
+
+def render_movie() -> None:
+    bpy.ops.render.render(animation=True)
+
+
+def check_movie(path: Path, tmp: Path) -> None:
+    """The rendered movie is there and complete (Blender reports success for a movie a
+    full disk cut short)."""
+    kept = " (the previous file was left as it was)" if path.exists() else ""
+    if not tmp.is_file() or tmp.stat().st_size == 0:
+        raise atomic.WriteError(f"could not write '{path}': Blender rendered no movie{kept}; check the disk "
+                                "has space and the folder is writable.")
+    try:
+        atomic.check_mp4(tmp)
+    except atomic.WriteError:
+        raise atomic.WriteError(f"could not write '{path}': the rendered movie came out incomplete, the disk "
+                                f"is probably full{kept}; free some space or choose another --out.") from None
 
 
 def render_stills(scene, folder: Path, count: int) -> None:

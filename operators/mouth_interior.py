@@ -20,7 +20,7 @@ import bpy
 import numpy as np
 
 from ..core import mouth_interior
-from .bake import OWNER_KEY, PREFIX
+from .bake import OWNER_KEY, PREFIX, link_beside
 
 RECORD_KEY = OWNER_KEY + "_mouth_interior"
 LABELS = {"upper_teeth": "UpperTeeth", "lower_teeth": "LowerTeeth", "tongue": "Tongue", "cavity": "MouthCavity"}
@@ -71,8 +71,7 @@ def _mesh_object(obj, part: mouth_interior.Part):
     mesh[OWNER_KEY] = True
     child = bpy.data.objects.new(name, mesh)
     child[OWNER_KEY] = True
-    for collection in obj.users_collection:
-        collection.objects.link(child)
+    link_beside(obj, child)
     child.parent = obj
     child.matrix_parent_inverse.identity()        # vertices are already head-local
     child.hide_select = part.name == "cavity"     # clicks inside the mouth pick the teeth
