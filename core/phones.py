@@ -26,8 +26,11 @@ SIL = "SIL"
 ALIGN_PIECE_S = 60.0  # audio up to this long is aligned in one piece
 ALIGN_TARGET_S = 30.0  # otherwise cut at the first pause after this much audio...
 # ...or at a word boundary when a piece reaches ALIGN_PIECE_S without one.
-RECOGNIZE_PIECE_S = 60.0  # phone-loop pieces, cut at the quietest 10 ms nearby
-RECOGNIZE_SEARCH_S = 10.0  # how far back from a piece's end to look for quiet
+# Phone-loop pieces, cut at the quietest 10 ms of a piece's last RECOGNIZE_SEARCH_S. Short,
+# because pocketsphinx holds the GIL through a piece: in the add-on (one process) a piece
+# is how long Blender's UI waits and how late Esc lands (~0.3 s for 6 s here).
+RECOGNIZE_PIECE_S = 6.0
+RECOGNIZE_SEARCH_S = 2.0
 
 # Phone-loop settings, measured on the five librivox clips against their
 # reference alignments (phone error rate / bilabial M,P,B hits):

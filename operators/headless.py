@@ -62,6 +62,15 @@ def open_head(head: str, object_name: str | None):
     return obj
 
 
+def has_audio_library() -> bool:
+    """Blender's audaspace (`aud`): sound strips need it; some bpy wheels are built without."""
+    try:
+        import aud  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def add_dialogue_strip(scene, audio: str):
     """The dialogue as a sound strip at the scene start, so playback has sound."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
@@ -145,9 +154,13 @@ def _bake(audio, head, out_path: Path, object_name, transcript, engine, mode, fp
     scene = bpy.context.scene
     if fps:
         set_scene_fps(scene, fps)
-    strip = add_dialogue_strip(scene, audio)
     props = scene.flame_lipsync  # type: ignore[attr-defined]  # registered by register()
-    props.source, props.strip = "STRIP", strip.name
+    if has_audio_library():
+        props.source, props.strip = "STRIP", add_dialogue_strip(scene, audio).name
+    else:  # e.g. PyPI's bpy 4.2 wheel: the bake reads the file itself; the .blend plays silent
+        log(f"[{Path(audio).name}] note: this Blender is built without audaspace, so no sound strip "
+            "is added (the baked .blend plays silent; Blender's own builds add it)")
+        props.source, props.audio_file = "FILE", str(Path(audio).resolve())
     props.transcript = transcript or ""
     if engine not in [item.identifier for item in props.bl_rna.properties["engine"].enum_items]:
         pipeline.get_engine(engine)  # raises with the reason and the choices

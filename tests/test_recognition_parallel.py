@@ -14,7 +14,7 @@ from flame_lipsync.core.audio import load_speech, speech_from_array
 @pytest.fixture
 def long_speech(speech_dir):
     clip = load_speech(speech_dir / "speech_22s.wav")
-    return clip, np.concatenate([clip.samples] * 6)  # 132 s: three phone-loop pieces
+    return clip, np.concatenate([clip.samples] * 6)  # 132 s: many phone-loop pieces
 
 
 def test_two_processes_give_the_same_phones(long_speech):
@@ -26,14 +26,17 @@ def test_two_processes_give_the_same_phones(long_speech):
         parallel = phones.recognize(samples, clip.rate)
     finally:
         phones.set_workers(1)
-    assert len(phones._recognize_spans(phones._prepare(samples, clip.rate), 100)) == 3
+    spans = phones._recognize_spans(phones._prepare(samples, clip.rate), 100)
+    lengths = np.diff(np.array(spans), axis=1).ravel() / phones.RATE
+    assert len(spans) >= 132 / phones.RECOGNIZE_PIECE_S
+    assert lengths.max() <= phones.RECOGNIZE_PIECE_S and lengths[:-1].min() >= phones.RECOGNIZE_PIECE_S - phones.RECOGNIZE_SEARCH_S
     assert parallel == serial and len(serial) > 500
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_cancel_stops_recognition_of_ten_minutes_within_a_piece(long_speech, workers):
-    """Bound, not a race: with workers the cancel lands within 1 s; in one process
-    (the add-on's UI) within one 60 s piece's decode, also well under the whole."""
+def test_cancel_stops_recognition_of_ten_minutes_within_a_second(long_speech, workers):
+    """Bound, not a race: with workers the cancel stops them at once; in one process (the
+    add-on's UI) it lands at the end of the piece being decoded, and a piece is short."""
     clip, samples = long_speech
     ten_minutes = speech_from_array(np.concatenate([samples] * 5)[: 600 * clip.rate], clip.rate)
     flag = threading.Event()
@@ -48,6 +51,5 @@ def test_cancel_stops_recognition_of_ten_minutes_within_a_piece(long_speech, wor
     finally:
         timer.cancel()
         phones.set_workers(1)
-    whole = 600 * 0.05  # the phone loop runs at about 0.05x real time here
-    assert after_cancel < (1.0 if workers == 2 else whole / 3), after_cancel
-    print(f"workers={workers}: stopped {after_cancel:.2f} s after the cancel")
+    assert after_cancel < 1.0, after_cancel
+    print(f"workers={workers}: stopped {after_cancel:.2f} s after the cancel (10 min of speech)")

@@ -79,8 +79,9 @@ def clip_index() -> list[dict]:
 
 
 def phones_of(entry: dict) -> list[tuple]:
-    """Phone-loop phones of the clip's audio, cached by the audio's sha."""
-    path = CACHE / "phones" / f"{entry['sha']}.json"
+    """Phone-loop phones of the clip's audio, cached by the audio's sha and the piece length."""
+    from flame_lipsync.core.phones import RECOGNIZE_PIECE_S
+    path = CACHE / "phones" / f"{entry['sha']}_pieces{RECOGNIZE_PIECE_S:g}s.json"
     if path.is_file():
         return [tuple(p) for p in json.loads(path.read_text())]
     from flame_lipsync.core import phones as recogniser

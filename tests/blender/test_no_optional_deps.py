@@ -209,11 +209,6 @@ def engines():
 @pytest.mark.parametrize("engine", engines())
 def test_cli_bake_without_torch_and_librosa(tmp_path, engine):
     need_assets()
-    try:
-        import aud  # noqa: F401
-    except ImportError:
-        pytest.skip(f"bpy {bpy.app.version_string} is built without audaspace: `cli.py bake` adds the "
-                    f"dialogue as a sound strip, which needs it (every Blender release has it)")
     modules = tmp_path / "modules.json"
     env = blocker_env(tmp_path, OPTIONAL, LIPSYNC_TEST_MODULES=str(modules))
     probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
