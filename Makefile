@@ -140,11 +140,17 @@ demo: $(STAMP)
 # bpy 4.5/4.2 modules must leave through conftest's os._exit, which xdist workers cannot).
 # Each run leaves a JUnit file in out/test-results/ (read by tools/support_table.py).
 RESULTS := out/test-results
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)  # workers: each holds a Blender (~1 GB)
 test: $(STAMP) $(STAMP45) $(STAMP42) $(STAMP53_IF) .venv-track/.installed package-link wheels typecheck  # wheels: the install test builds the zip; .venv-track: the tracker test
-	@mkdir -p $(RESULTS)
+	@mkdir -p $(RESULTS) && rm -f $(RESULTS)/*.xml  # a version that does not run leaves no stale file
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile tests --junitxml=$(RESULTS)/blender-5.0.xml
 	@$(MAKE) --no-print-directory -O -j3 test-4.5 test-5.3 test-4.2
+	@$(PY) -m flame_lipsync.tools.support_table --results $(RESULTS)
+
+# The README's support table from the last `make test` (out/test-results).
+.PHONY: support-table
+support-table: $(STAMP)
+	$(PY) -m flame_lipsync.tools.support_table --results $(RESULTS) --readme README.md
 
 .PHONY: test-4.5 test-5.3 test-4.2
 test-4.5:
@@ -203,10 +209,13 @@ rig: $(STAMP)
 	$(PY) -m flame_lipsync.tools.build_rig
 
 LIBRIVOX := $(SHARED)/speech/librivox/sense_and_sensibility_01_austen_64kb-0870
+# Contact sheets under docs/ (look at them after a change to the rig, engine or teeth).
 docs: $(STAMP)
 	$(PY) cli.py render-frames rig --out docs/rig_controls.png
 	$(PY) cli.py render-frames clip --audio $(LIBRIVOX).wav --transcript $(LIBRIVOX).txt \
 	  --reference $(LIBRIVOX).phone.json --out docs/librivox_0870_phonetic.png
+	$(PY) cli.py render-frames teeth --out docs/teeth.png
+	$(PY) tools/real_vs_ours.py --out docs/real_vs_ours.png  # needs `make eval` first (tracks, offsets)
 
 # Synthetic training corpus for the neural engine (out/corpus, not committed):
 # installs the offline synthesizers (Debian packages), then builds it; about

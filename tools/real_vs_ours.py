@@ -4,7 +4,9 @@
 
 Two clips, six instants each chosen from the audio alone: the two loudest frames (open
 vowels), two bilabial closures (M/P/B from the phonetic engine, no transcript) and two
-pauses (the quietest frames between speech). Left: the video frame (decoded by PyAV in
+pauses (the quietest frames between speech). The clip's own A/V offset (from `make eval`'s
+out/eval/real_faces.json) is applied, as the eval does: our frame f beside video frame f - k.
+Left: the video frame (decoded by PyAV in
 .venv-track, cropped to a 70 mm window around the tracked mouth); right: the phonetic engine's head at that
 frame, rendered with Workbench (bpy, main .venv; the render's mouth view). Needs the tracks of tools/real_faces.py
 (cached in out/tracks; tracked here when missing).
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
     tracked = real_faces.track_all(videos, args.tracks, 2)
     template, faces = read_ply(rig_fit.TEMPLATE_FILE)
     work = Path(tempfile.mkdtemp(prefix="real_vs_ours_"))
+    offsets_ms = _av_offsets_ms()
     rows = []
     for clip, entry in zip(args.clips, tracked):
         if "error" in entry or not entry.get("wav"):
@@ -105,21 +108,24 @@ def main(argv=None) -> int:
         track = rig_fit.load_track(entry["npz"])
         fps = float(track["grid_fps"])
         controls, vertices, metadata = real_faces.predict(ENGINE, entry["wav"], fps)
-        n = min(len(vertices), len(track["aperture"]))
-        instants = choose_instants(entry["wav"], fps, n, metadata.get("phones", []))
+        k = int(round(offsets_ms.get(clip, 0.0) * fps / 1000.0))   # video frames the face runs early
+        n = min(len(vertices), len(track["aperture"]) + k)
+        instants = [(f, why) for f, why in choose_instants(entry["wav"], fps, n, metadata.get("phones", []))
+                    if 0 <= f - k < len(track["aperture"])]
         # The video's own frame index for a grid slot (VFR clips drop slots).
         frame_of_slot = np.cumsum(track["shown"]) - 1
         w, h = (int(v) for v in track["image_size"])
         full = _full_size(entry)
         jobs, cells = [], []
         for f, why in instants:
-            g = f if track["detected"][f] else np.flatnonzero(track["detected"])[0]
+            v = f - k                                                # the video's grid slot for our frame f
+            g = v if track["detected"][v] else np.flatnonzero(track["detected"])[0]
             full_w, full_h = full
             png = work / f"{clip}_{f}_real.png"
-            jobs.append({"frame": int(frame_of_slot[f]), "png": str(png),
+            jobs.append({"frame": int(frame_of_slot[v]), "png": str(png),
                          "box": mouth_box(track["landmarks"][g], track["scale"][g] * full_w / w, full_w, full_h)})
             cells.append({"frame": f, "why": why, "real_png": png,
-                          "real_mm": float(track["aperture"][f]),
+                          "real_mm": float(track["aperture"][v]),
                           "ours_mm": float(rig_fit.lip_gap_mm(vertices[f]))})
         subprocess.run([str(real_faces.TRACK_PY), "-c", DUMP_FRAMES, entry["video"], json.dumps(jobs)],
                        check=True)
@@ -127,12 +133,12 @@ def main(argv=None) -> int:
         paths = render_heads(faces, [vertices[c["frame"]] for c in cells], work, names, (320, 320), "mouth")
         for c, p in zip(cells, paths):
             c["ours_png"] = p
-        rows.append((clip, fps, cells))
+        rows.append((clip, fps, k * 1000.0 / fps, cells))
 
     fig, axes = plt.subplots(4, 6, figsize=(18, 14), dpi=80)
     for ax in axes.ravel():
         ax.set_axis_off()
-    for r, (clip, fps, cells) in enumerate(rows):
+    for r, (clip, fps, offset_ms, cells) in enumerate(rows):
         for col, c in enumerate(cells):
             for k, (key, label) in enumerate((("real_png", f"real {c['real_mm']:.1f} mm"),
                                               ("ours_png", f"{ENGINE} {c['ours_mm']:.1f} mm"))):
@@ -143,7 +149,7 @@ def main(argv=None) -> int:
                 ax.set_yticks([])
                 title = f"{c['frame'] / fps:.2f} s, {c['why']}\n" if k == 0 else ""
                 ax.set_title(title + label, fontsize=9)
-        axes[2 * r, 0].set_ylabel(f"{clip}\nvideo", fontsize=9)
+        axes[2 * r, 0].set_ylabel(f"{clip}\nvideo (A/V offset {offset_ms:+.0f} ms applied)", fontsize=9)
         axes[2 * r + 1, 0].set_ylabel(f"{clip}\nours ({ENGINE})", fontsize=9)
     fig.suptitle("Real talking faces (top of each pair) vs. our head at the same instant "
                  "(phonetic engine on the clip's audio, no transcript), 70 mm mouth windows; "
@@ -155,6 +161,15 @@ def main(argv=None) -> int:
     tmp.replace(args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _av_offsets_ms() -> dict:
+    """Per-clip A/V offsets (ms) the eval measured; none before `make eval` has run."""
+    path = real_faces.PROJECT_ROOT / "out" / "eval" / "real_faces.json"
+    if not path.is_file():
+        print("note: out/eval/real_faces.json not found: no A/V offsets applied (run `make eval` first)")
+        return {}
+    return {c["clip"]: float(c["av_offset_ms"]) for c in json.loads(path.read_text())["clips"]}
 
 
 def _full_size(entry):
