@@ -31,6 +31,7 @@ ALIGN_TARGET_S = 30.0  # otherwise cut at the first pause after this much audio.
 # is how long Blender's UI waits and how late Esc lands (~0.3 s for 6 s here).
 RECOGNIZE_PIECE_S = 6.0
 RECOGNIZE_SEARCH_S = 2.0
+SILENT_PEAK = 1e-4  # below this peak (-80 dBFS) a piece holds no sound at all
 
 # Phone-loop settings, measured on the five librivox clips against their
 # reference alignments (phone error rate / bilabial M,P,B hits):
@@ -320,7 +321,10 @@ def _fresh_worker() -> None:
 def _recognize_raw(audio: np.ndarray, offset: float = 0.0) -> list[tuple]:
     """Phone loop over pieces cut at quiet moments; (label, start, end) in seconds."""
     frate = _decoder("recognize").config["frate"]
-    jobs = [(_pcm(audio[begin:end]), offset + begin / RATE) for begin, end in _recognize_spans(audio, frate)]
+    # A digitally silent piece is silence: decoded, its batch CMN divides nothing by
+    # nothing and the phone loop "hears" whatever its previous utterances left.
+    jobs = [(_pcm(audio[begin:end]), offset + begin / RATE) for begin, end in _recognize_spans(audio, frate)
+            if np.abs(audio[begin:end]).max(initial=0.0) >= SILENT_PEAK]
     workers = min(_workers, len(jobs))
     if workers > 1 and sys.platform.startswith("linux"):
         return _recognize_in_processes(jobs, workers)
