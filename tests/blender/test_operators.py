@@ -180,16 +180,22 @@ def test_cancelled_job_leaves_the_scene_as_it_was(head):
 
 
 def test_ui_job_on_ten_minutes_stays_responsive_and_cancels_within_a_second(head):
-    """The Generate operator's job on 10 minutes of speech, in Blender's one process: the
-    main thread (where the modal operator polls and Esc arrives) never waits a second for
-    the GIL, and after job.cancel() the worker is gone within a second. Bounds, not races:
-    a piece of the phone loop decodes in ~0.5 s here, the whole in ~30 s."""
+    """The Generate operator's job on 10 minutes of speech, in Blender's one process.
+    pocketsphinx holds the GIL while it decodes a phone-loop piece, so the main thread
+    (where the modal operator polls and Esc arrives) waits at most one piece: under 1 s,
+    or on a machine so loaded that one piece alone takes longer, not over 1.25 pieces.
+    After job.cancel() the worker is gone within a second. Bounds, not races."""
     import threading
     import time
+    from flame_lipsync.core import phones
     from flame_lipsync.core.audio import load_speech, speech_from_array
     from flame_lipsync.operators.job import BakeJob, Cancelled, JobSettings
     clip = load_speech(LIBRIVOX.with_suffix(".wav"))
     ten_minutes = speech_from_array(np.resize(clip.samples, 600 * clip.rate), clip.rate)
+    one_piece = np.resize(clip.samples, int(phones.RECOGNIZE_PIECE_S * clip.rate))
+    started = time.perf_counter()
+    phones.recognize(one_piece, clip.rate)
+    piece_s = time.perf_counter() - started
     before = scene_snapshot()
     job = BakeJob(ten_minutes, 30.0, 1, JobSettings(engine="phonetic")).start()
     ticks = [time.perf_counter()]
@@ -202,8 +208,9 @@ def test_ui_job_on_ten_minutes_stays_responsive_and_cancels_within_a_second(head
     job.wait(30)
     latency = time.perf_counter() - pressed
     longest_wait = float(np.diff(ticks).max()) - 0.1
-    print(f"UI job: longest main-thread wait {longest_wait:.2f} s, stopped {latency:.2f} s after Esc")
-    assert longest_wait < 1.0, longest_wait
+    print(f"UI job: longest main-thread wait {longest_wait:.2f} s (one {phones.RECOGNIZE_PIECE_S:g} s piece "
+          f"decodes in {piece_s:.2f} s here), stopped {latency:.2f} s after Esc")
+    assert longest_wait < max(1.0, 1.25 * piece_s), (longest_wait, piece_s)
     assert job.done and isinstance(job.error, Cancelled) and latency < 1.0, latency
     assert scene_snapshot() == before
 
