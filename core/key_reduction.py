@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cancel import check as check_cancel
+
 from .flame import LOWER_LIP_EDGE, UPPER_LIP_EDGE
 from .metrics import CLOSED_GAP
 
@@ -242,6 +244,7 @@ def reduce_keys(weights: np.ndarray, fields: np.ndarray, tolerance: float = DEFA
 
     keys, approx = [], np.empty_like(values)
     for c in range(controls):
+        check_cancel()  # the UI job's Esc lands between controls
         k, approx[:, c] = _greedy(frames, values[:, c], 0.5 * limit / scale[c], np.array(sorted(fixed[c])))
         keys.append(k)
 

@@ -4,7 +4,6 @@ or phone-loop (allphone) recognition when there is none.
 Everything returned tiles the audio: phones are sorted, gap-free, start at 0 and
 end at the audio's duration, with silence, noise and fillers all called "SIL".
 """
-import contextlib
 import functools
 import logging
 import os
@@ -14,6 +13,10 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from .cancel import Cancelled as RecognitionCancelled  # noqa: F401  (the name callers catch)
+from .cancel import cancellable  # noqa: F401  (recognition checks between pieces)
+from .cancel import check as _check_cancel
 
 log = logging.getLogger(__name__)
 
@@ -60,39 +63,16 @@ class RecognitionError(RuntimeError):
     """Speech could not be turned into phones; the message says what to do."""
 
 
-class RecognitionCancelled(Exception):
-    """The caller's cancel flag was set; no phones were returned."""
-
-
 # Phone-loop pieces are decoded independently (fresh features each), so they can run
 # in parallel processes with the very same phones. Off by default: inside Blender's UI
 # the add-on stays in one process; the headless CLI turns it on (`set_workers`).
 _workers = 1
-_state = threading.local()  # the running thread's cancel check (see `cancellable`)
 
 
 def set_workers(count: int) -> None:
     """Decode phone-loop pieces in up to `count` processes (Linux: fork) ; 1 = in process."""
     global _workers
     _workers = max(1, int(count))
-
-
-@contextlib.contextmanager
-def cancellable(cancelled):
-    """Within the block, recognition on this thread checks `cancelled()` between pieces
-    (and stops its worker processes at once) and raises RecognitionCancelled."""
-    previous = getattr(_state, "cancelled", None)
-    _state.cancelled = cancelled
-    try:
-        yield
-    finally:
-        _state.cancelled = previous
-
-
-def _check_cancel() -> None:
-    check = getattr(_state, "cancelled", None)
-    if check is not None and check():
-        raise RecognitionCancelled()
 
 
 # --------------------------------------------------------------------- decoders

@@ -15,6 +15,8 @@ import json
 
 import numpy as np
 
+from ..core.cancel import check as check_cancel
+
 from ..core import atomic
 from ..core.npz import DataFileError, read_npz
 from ..core.phonetic import frame_count
@@ -264,6 +266,7 @@ def predict_common(model, samples, fps, style, heads, chunk_seconds, overlap_sec
 
     total = weight = None
     for number, (a, b) in enumerate(spans):
+        check_cancel()  # the job's Esc lands between chunks
         idx = feats.window_indices(np.arange(a, b), fps, cfg.window, n_feat)
         valid = idx[idx >= 0]
         if valid.size:  # audio for these feature frames, with context so they equal the whole clip's

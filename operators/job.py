@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import pipeline
+from ..core import cancel
 from ..core.key_reduction import DEFAULT_TOLERANCE
 from ..pipeline import Cancelled  # noqa: F401  (the operators' names)
 
@@ -147,7 +148,8 @@ class BakeJob:
                                       stage=self._report, cancelled=self._cancel.is_set)
             if self.head is not None:
                 self._report("reducing keys", 0.9)
-                result = reduce_in_worker(result, self.head, settings)
+                with cancel.cancellable(self._cancel.is_set):  # checked between controls
+                    result = reduce_in_worker(result, self.head, settings)
             self.result = result
         except Exception as err:  # surfaced to the user by the operator
             self.error = err

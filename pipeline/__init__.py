@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import motion, phones
+from ..core import cancel, motion
+from ..core.cancel import Cancelled  # noqa: F401  (the user cancelled; nothing has been written)
 from ..core.layers import LayerSettings, apply_layers
 from ..core.audio import load_speech as load_audio  # noqa: F401  (the pipeline's first stage)
 from ..core.performance import Performance
@@ -22,9 +23,6 @@ from .engines import ENGINES, get as get_engine, run_engine  # noqa: F401
 
 POSE_BLOCK = 600  # frames posed at once: bounded memory for long dialogue
 
-
-class Cancelled(Exception):
-    """The user cancelled; nothing has been written."""
 
 
 @dataclass
@@ -52,14 +50,14 @@ def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
     options = {"style": settings.style} if settings.style else {}
     if settings.device:
         options["device"] = settings.device
-    try:
-        with phones.cancellable(cancelled):  # the recogniser stops between pieces
-            performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
-                                     with_offsets=False, **options)
-    except phones.RecognitionCancelled:
-        raise Cancelled() from None
-    if cancelled():
-        raise Cancelled()
+    with cancel.cancellable(cancelled):  # recogniser pieces, network chunks, layers check it
+        return _perform(speech, fps, settings, first_frame, stage, options)
+
+
+def _perform(speech, fps, settings, first_frame, stage, options) -> Performance:
+    performance = run_engine(settings.engine, speech, fps, settings.transcript, first_frame,
+                             with_offsets=False, **options)
+    cancel.check()
     stage("shaping motion", 0.85)
     performance = motion.smooth(performance, settings.smoothing)
     performance = motion.apply_intensity(performance, settings.intensity)
@@ -71,8 +69,7 @@ def perform(speech, fps: float, settings: Settings, first_frame: int = 1,
         performance = performance.with_(controls=controls)
     if settings.frame_range:
         performance = clip_to_frames(performance, *settings.frame_range)
-    if cancelled():
-        raise Cancelled()
+    cancel.check()
     return performance
 
 

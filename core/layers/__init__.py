@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cancel import check as check_cancel
+
 from ..audio import Speech
 from ..performance import Performance
 from ..rig import load_rig
@@ -72,11 +74,14 @@ def apply_layers(performance: Performance, speech: Speech, settings: LayerSettin
         raise ValueError(f"prosody has {prosody.frame_count} frames, the performance {n}")
     emo, eye, brow, head_settings = settings.resolved()
     out = with_all_controls(performance)
+    check_cancel()  # between layers: the job's Esc lands within one of them
     out = emotion.apply(out, prosody, emo, settings.seed)
     out = eyes.apply(out, prosody, eye, settings.seed)
+    check_cancel()
     gain, bias = emotion.brow_modulation(out, n)
     out = brows.apply(out, prosody, brow, settings.seed, gain=gain, bias=bias)
     out = head.apply(out, prosody, head_settings, settings.seed)
+    check_cancel()
     offsets = None
     if performance.offsets is not None:
         offsets = load_rig().offsets_named(out.controls, out.control_names)
