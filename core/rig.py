@@ -56,6 +56,13 @@ LID_TRAVEL = {"blink": (0.8, 0.2), "squint": (0.12, 0.33)}
 LID_CLEARANCE = 0.0002  # m: closed lid skin stays this far outside the eyeball (or as far as at rest)
 LID_SPREAD = 0.003      # m: radius over which a lift of the closed lid is shared by the skin around
 LID_DIP = 0.0002        # m: at most this much less clearance mid-blink (linear shape-key path)
+# Closed-lid relaxation: turned about the eye's centre, the lid keeps its rest folds (the
+# upper-lid crease, a pit at the inner corner); a closed lid is stretched smooth. The
+# closed shape is relaxed towards its neighbours' mean (uniform Laplacian), strongest
+# between margin and region edge (sin²(pi * lid weight)): the margins meet where they did.
+LID_RELAX_STEPS = 40
+LID_RELAX_RATE = 0.5
+LID_RELAX_CLEAR_EVERY = 5
 
 RIG_FILE = Path(__file__).resolve().parent / "data" / "rig_fields.npz"
 RIG_FIX = "reinstall the add-on, or rebuild the file from a checkout with `make rig`"
@@ -156,11 +163,30 @@ def _sphere_fit(points: np.ndarray):
     return centre, float(np.sqrt(x[3] + centre @ centre))
 
 
+def _facing(directions: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Triangles (corners relative to the centre, (F, 3, 3)) that a ray from the centre
+    along any of the unit `directions` can hit: a hit direction lies within the
+    triangle's angular radius of its corners' mean direction, so the rest are skipped
+    without changing any hit (the lid rays all point forward; half the eye faces back)."""
+    corner_dirs = corners / np.linalg.norm(corners, axis=2, keepdims=True)
+    middle = corner_dirs.sum(1)
+    middle /= np.linalg.norm(middle, axis=1, keepdims=True)
+    reach = np.arccos(np.clip((corner_dirs * middle[:, None]).sum(2), -1, 1)).max(1)
+    axis = directions.mean(0)
+    axis /= np.linalg.norm(axis)
+    spread = np.arccos(np.clip(directions @ axis, -1, 1)).max()
+    apart = np.arccos(np.clip(middle @ axis, -1, 1))
+    return apart <= spread + reach + 1e-3
+
+
 def eyeball_radius(points: np.ndarray, centre: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Distance from `centre` to the eyeball surface (triangles (F, 3, 3)) along the
     direction of each point: the eyeball (cornea bulge included) as a star-shaped mesh."""
+    if not len(points):
+        return np.zeros(0)
     d = points - centre
     d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    triangles = triangles[_facing(d, triangles - centre)]
     v0, e1, e2 = triangles[:, 0], triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
     p = np.cross(d[:, None], e2[None])                      # (N, F, 3)
     det = (e1[None] * p).sum(2)
@@ -172,6 +198,35 @@ def eyeball_radius(points: np.ndarray, centre: np.ndarray, triangles: np.ndarray
     t = (e2 * q).sum(1)[None] / det
     hit = (u >= -1e-6) & (w >= -1e-6) & (u + w <= 1 + 1e-6) & (t > 0)
     return np.where(hit, t, np.inf).min(1)
+
+
+def _outside_eye(points, moved, centre, triangles, want) -> np.ndarray:
+    """`points` with the `moved` ones pushed out radially to `want` outside the eyeball."""
+    points = points.copy()
+    radius = np.linalg.norm(points[moved] - centre, axis=1)
+    need = np.maximum(radius, eyeball_radius(points[moved], centre, triangles) + want[moved])
+    points[moved] = centre + (points[moved] - centre) * (need / radius)[:, None]
+    return points
+
+
+def _relax_closed_lid(target, index, lids, clear_of_eye) -> np.ndarray:
+    """The closed lid (`target`, positions of the lid vertices `index`) relaxed smooth,
+    kept outside the eyeball every few steps and at the end (LID_RELAX_*)."""
+    local = np.full(VERTEX_COUNT, -1)
+    local[index] = np.arange(len(index))
+    edges = local[lids["edges"]]
+    edges = edges[(edges >= 0).all(1)]
+    degree = np.bincount(edges.ravel(), minlength=len(index))[:, None]
+    lid_weight = np.maximum(lids["upper_weight"][index], lids["lower_weight"][index])
+    rate = LID_RELAX_RATE * np.sin(np.pi * np.clip(lid_weight, 0.0, 1.0))[:, None] ** 2 * (degree > 0)
+    for step in range(1, LID_RELAX_STEPS + 1):
+        total = np.zeros_like(target)
+        np.add.at(total, edges[:, 0], target[edges[:, 1]])
+        np.add.at(total, edges[:, 1], target[edges[:, 0]])
+        target = target + rate * (total / np.maximum(degree, 1) - target)
+        if step % LID_RELAX_CLEAR_EVERY == 0:  # a step moves skin by microns: check every few
+            target = clear_of_eye(target)
+    return target
 
 
 def eyelid_fields(head: np.ndarray, lids: dict, frame: np.ndarray) -> dict:
@@ -214,10 +269,10 @@ def eyelid_fields(head: np.ndarray, lids: dict, frame: np.ndarray) -> dict:
             target = (centre + qa[:, None] * axis + (c * qf - s * qu)[:, None] * forward
                       + (s * qf + c * qu)[:, None] * up)
             moved = outside & (np.abs(angle) > 1e-9)
-            radius = np.linalg.norm(target - centre, axis=1)
-            surface = eyeball_radius(target[moved], centre, triangles)
-            need = np.maximum(radius[moved], surface + want[moved])
-            target[moved] = centre + (target[moved] - centre) * (need / radius[moved])[:, None]
+            clear_of_eye = lambda points: _outside_eye(points, moved, centre, triangles, want)  # noqa: E731
+            target = clear_of_eye(target)
+            if name == "blink":
+                target = _relax_closed_lid(target, index, lids, clear_of_eye)
             # A shape key moves on the straight line rest -> target: where that chord would
             # cut into the eye mid-blink by more than LID_DIP, lift the target further out.
             for _ in range(12):

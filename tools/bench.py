@@ -152,6 +152,7 @@ def work_engine(p: dict) -> dict:
     row["load"] = time.perf_counter() - t0
     settings = pipeline.Settings(engine=p["engine"], mode=p["mode"], cache_path=p.get("pc2"),
                                relative_cache=False,
+                               **({"layers": None} if p.get("mouth_only") else {}),
                                transcript=Path(p["txt"]).read_text() if p["transcript"] else None)
     t0 = time.perf_counter()
     performance = pipeline.perform(speech, p["fps"], settings)
@@ -340,6 +341,13 @@ def run_all(args) -> dict:
                     results["cases"].append({"case": case_name(engine, transcript), "kind": "engine",
                                              "engine": engine, "transcript": transcript, "mode": mode,
                                              "seconds": seconds, **row})
+            if seconds == 60.0 and "phonetic" in engines:  # what the face layers cost (issue 12)
+                log("60 s: phonetic, mouth only (no face layers), shape keys")
+                row = run_case(tmp, kind="engine", engine="phonetic", transcript=False, mode="SHAPE_KEYS",
+                               mouth_only=True, **common)
+                results["cases"].append({"case": "phonetic (mouth only)", "kind": "engine", "engine": "phonetic",
+                                         "transcript": False, "mode": "SHAPE_KEYS", "mouth_only": True,
+                                         "seconds": seconds, **row})
             if args.naive_budget > 0 and controls:
                 for mode in args.modes:
                     log(f"{seconds:g} s: naive bake baseline, {MODES[mode]}")
@@ -367,6 +375,7 @@ def run_all(args) -> dict:
         elif row["kind"] == "decode":
             row["rtf"] = row["load"] / row["seconds"]
     results["memory_ratios"] = memory_ratios(results, long=max(args.seconds)) if max(args.seconds) > 60 else []
+    results["face_layers"] = _layer_cost(results)
     results["total_wall_s"] = time.perf_counter() - started
     results["load_average_end"] = os.getloadavg()
     return results
@@ -410,6 +419,21 @@ def _s(x: float) -> str:
     return f"{x:.3f}" if x < 10 else f"{x:.1f}"
 
 
+def _layer_cost(results) -> dict | None:
+    """The 60 s phonetic shape-key bake with every face layer against mouth only."""
+    def case(mouth_only):
+        return next((r for r in results["cases"] if r["kind"] == "engine" and r["seconds"] == 60.0
+                     and r["case"] in ("phonetic", "phonetic (mouth only)") and r["mode"] == "SHAPE_KEYS"
+                     and bool(r.get("mouth_only")) == mouth_only), None)
+    full, bare = case(False), case(True)
+    if not (full and bare):
+        return None
+    return {"with": full["processing"], "without": bare["processing"],
+            "first_pct": 100 * (full["processing"] / bare["processing"] - 1),
+            "warm_with": full["warm_total"], "warm_without": bare["warm_total"],
+            "warm_pct": 100 * (full["warm_total"] / bare["warm_total"] - 1)}
+
+
 def markdown(results) -> str:
     blender = next((r["blender"] for r in results["cases"] if "blender" in r), "?")
     lines = [f"Benchmark {results['date']} on {results['machine']}, Blender {blender} (bpy module); "
@@ -433,6 +457,12 @@ def markdown(results) -> str:
                   "| speech | case | bake mode | first s | warm s |", "|---|---|---|---|---|"]
         lines += [f"| {r['seconds']:g} s | {r['case']} | {MODES.get(r.get('mode'), '-')} | {_s(r['processing'])} "
                   f"| {_s(r['warm_total'])} |" for r in warm]
+    layers = _layer_cost(results)
+    if layers:
+        lines += ["", "Face layers (eyes, brows, head, emotion) on 60 s, phonetic, shape keys: "
+                  f"{_s(layers['with'])} s with them, {_s(layers['without'])} s mouth only "
+                  f"({layers['first_pct']:+.0f} %); warm {_s(layers['warm_with'])} s against "
+                  f"{_s(layers['warm_without'])} s ({layers['warm_pct']:+.0f} %)."]
     for m in results.get("manifests", []):
         lines += ["", f"Manifest: {m['shots']} shots of a 3 s clip ({m['engine']}, {m['mode']}) in one "
                   f"`cli.py bake --manifest` process: {m['total_s']:.1f} s, {m['per_shot_s']:.2f} s a shot, "

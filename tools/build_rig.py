@@ -332,6 +332,9 @@ def build_upper(v, f, masks, landmarks):
         for key in ("eyeball", "eyeball_faces", "partner0", "partner1", "partner_t"):
             lids[f"{side}_{key}"] = eye[key]
         lids[f"{side}_margin"] = eye["upper"]
+    # Skin edges inside the lid regions: the closed lid is relaxed along them (core.rig).
+    edges = np.unique(np.sort(np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1), axis=0)
+    lids["edges"] = edges[lid_any[edges].all(1)]
     lids = {k: (a.astype(np.float32) if a.dtype.kind == "f" else a.astype(np.int32) if a.dtype.kind in "iu"
                 and k != "side" else a) for k, a in lids.items()}
 

@@ -74,10 +74,12 @@ def predict(engine: str, wav_path, fps: float):
 
 # ---- tracking + fit (cached) --------------------------------------------------------------
 
-def track_all(videos: list[Path], tracks: Path, jobs: int) -> list[dict]:
+def track_all(videos: list[Path], tracks: Path, jobs: int, summary_name: str = "summary.json") -> list[dict]:
+    """Track `videos` (cached); their summary goes to tracks/`summary_name`. "summary.json"
+    is the whole set's, which tools/upper_face_eval.py reads: a subset names its own."""
     if not TRACK_PY.is_file():
         raise SystemExit(f"tracking environment missing ({TRACK_PY}): run `make venv-track`")
-    summary = tracks / "summary.json"
+    summary = tracks / summary_name
     tracks.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([str(TRACK_PY), str(TRACKER), *map(str, videos), "--out", str(tracks),
                            "--jobs", str(jobs), "--summary", str(summary)],
@@ -301,7 +303,7 @@ def main(argv=None) -> int:
     if args.clips:
         videos = [v for v in videos if v.stem in set(args.clips)]
     print(f"tracking {len(videos)} videos (cached in {args.tracks})", flush=True)
-    tracked = track_all(videos, args.tracks, args.jobs)
+    tracked = track_all(videos, args.tracks, args.jobs, "summary_clips.json" if args.clips else "summary.json")
     clips, problems = [], []
     predictors = list(args.engines) + [LOUDNESS]
     for entry in tracked:

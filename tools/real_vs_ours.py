@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     videos = [real_faces.VIDEOS / f"{c}.mp4" for c in args.clips]
-    tracked = real_faces.track_all(videos, args.tracks, 2)
+    tracked = real_faces.track_all(videos, args.tracks, 2, summary_name="summary_real_vs_ours.json")
     template, faces = read_ply(rig_fit.TEMPLATE_FILE)
     work = Path(tempfile.mkdtemp(prefix="real_vs_ours_"))
     offsets_ms = _av_offsets_ms()
