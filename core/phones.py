@@ -5,6 +5,7 @@ Everything returned tiles the audio: phones are sorted, gap-free, start at 0 and
 end at the audio's duration, with silence, noise and fillers all called "SIL".
 """
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -333,6 +334,52 @@ def _recognize_in_processes(jobs, workers: int) -> list[tuple]:
         pool.join()
 
 
+# ------------------------------------------------------------ recent results
+
+# A re-bake of the same strip (another intensity, a layer switched off, the other bake
+# mode) asks for the same phones again: recognition is most of a bake's time (~4 s a
+# minute), so the last few results are kept, keyed by the very samples and transcript.
+REMEMBERED = 8
+_remembered: dict = {}
+
+
+def _remembering(kind: str, audio: np.ndarray, words, find) -> list[Phone]:
+    key = (kind, hashlib.sha1(audio.tobytes()).digest(), audio.size, tuple(words or ()))
+    with _lock:
+        found = _remembered.pop(key, None)
+    if found is None:
+        heard = _Warnings()
+        log.addHandler(heard)
+        try:
+            phones = tuple(find())  # a cancel or failure raises here: nothing is kept
+        finally:
+            log.removeHandler(heard)
+        found = (phones, heard.records)
+    else:  # the user hears the same warnings (a failed alignment, unknown words) again
+        for record in found[1]:
+            log.handle(record)
+    with _lock:
+        _remembered[key] = found  # most recent last
+        while len(_remembered) > REMEMBERED:
+            _remembered.pop(next(iter(_remembered)))
+    return list(found[0])
+
+
+class _Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def forget_recent() -> None:
+    """Drop the remembered results (tests, or to time recognition itself)."""
+    with _lock:
+        _remembered.clear()
+
+
 def recognize(samples, rate: int = RATE) -> list[Phone]:
     """Phones heard in the audio with no transcript (phone-loop recognition).
 
@@ -340,7 +387,8 @@ def recognize(samples, rate: int = RATE) -> list[Phone]:
     open/closed-mouth classes are usable; prefer `align` when a transcript exists.
     """
     audio = _prepare(samples, rate)
-    return _tile(_recognize_raw(audio), audio.size / RATE)
+    return _remembering("recognize", audio, None,
+                        lambda: _tile(_recognize_raw(audio), audio.size / RATE))
 
 
 # ------------------------------------------------------------------------ align
@@ -434,6 +482,10 @@ def align(samples, transcript: str, rate: int = RATE) -> list[Phone]:
     if not words:
         log.warning("The transcript has no words to align; recognising phones instead.")
         return recognize(audio)
+    return _remembering("align", audio, words, lambda: _align_or_recognize(audio, words))
+
+
+def _align_or_recognize(audio: np.ndarray, words: list[str]) -> list[Phone]:
     try:
         raw = _align_raw(audio, words)
     except _AlignFailed as exc:

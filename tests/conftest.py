@@ -7,6 +7,16 @@ except ModuleNotFoundError as err:
                             "into .venv as the package flame_lipsync)") from None
 
 
+@pytest.fixture(autouse=True)
+def fresh_recognition(monkeypatch):
+    """Every call recognises afresh: a test comparing two calls (serial against parallel,
+    before against after) must compare two decodes, not one remembered result. The test
+    of the memory itself turns it back on."""
+    from flame_lipsync.core import phones
+    monkeypatch.setattr(phones, "REMEMBERED", 0)
+    phones.forget_recent()
+
+
 def _require(path):
     if not path.exists():
         pytest.skip(f"shared assets not found at {path} (clone the project beside ../shared)")

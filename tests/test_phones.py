@@ -189,6 +189,28 @@ def test_results_do_not_depend_on_earlier_calls(clips):
     assert (recognize(a), align(a, text_a)) == first
 
 
+def test_a_rebake_of_the_same_audio_reuses_its_phones(clips, monkeypatch, caplog):
+    monkeypatch.setattr(phones, "REMEMBERED", 2)
+    (a, text_a, _), (b, _, _) = clips[0], clips[3]
+    decodes = []
+    real = phones._recognize_raw
+    monkeypatch.setattr(phones, "_recognize_raw", lambda *args: decodes.append(1) or real(*args))
+    first = recognize(a)
+    assert recognize(a) == first and len(decodes) == 1  # remembered
+    assert recognize(a + 1e-3) != [] and len(decodes) == 2  # other samples: decoded
+    recognize(b)
+    recognize(a)  # pushed out by the two after it (REMEMBERED = 2)
+    assert len(decodes) == 4
+    # A transcript that cannot be aligned: recognised instead, and said so on every bake.
+    with caplog.at_level(logging.WARNING, logger="flame_lipsync.core.phones"):
+        fallback = align(clips[1][0], "the quick brown fox jumps over the lazy dog")
+        said = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        assert align(clips[1][0], "the quick brown fox jumps over the lazy dog") == fallback
+        assert [r.getMessage() for r in caplog.records] == said
+    assert any("recognising phones instead" in m for m in said)
+
+
 # ------------------------------------------------------------------- edge cases
 
 @pytest.mark.parametrize("call", [lambda s: align(s, "hello"), recognize])
