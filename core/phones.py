@@ -344,7 +344,8 @@ _remembered: dict = {}
 
 
 def _remembering(kind: str, audio: np.ndarray, words, find) -> list[Phone]:
-    key = (kind, hashlib.sha1(audio.tobytes()).digest(), audio.size, tuple(words or ()))
+    digest = hashlib.sha1(np.ascontiguousarray(audio)).digest()  # no copy: an hour is 230 MB
+    key = (kind, digest, audio.size, tuple(words or ()))
     with _lock:
         found = _remembered.pop(key, None)
     if found is None:

@@ -152,3 +152,35 @@ def test_performance_stays_backward_compatible_and_offsets_follow_all_controls(c
     np.testing.assert_allclose(out.offsets[::50], load_rig().offsets_named(out.controls, ALL_CONTROLS)[::50])
     assert sorted(c for layer in CONTROL_LAYERS for c in out.control_names
                   if out.layer_of(c) == layer) == sorted(ALL_CONTROLS)
+
+
+def test_prosody_in_blocks_hears_what_it_hears_in_one_piece(clip, monkeypatch):
+    """F0 is found block by block (memory flat on an hour of speech): block edges, the
+    zero padding at both ends of the clip included, change nothing."""
+    from flame_lipsync.core.layers import prosody
+    speech, mouth, whole = clip
+    monkeypatch.setattr(prosody, "F0_BLOCK", 37)  # blocks start at odd places, last one short
+    blocks = prosody.analyse(speech, 30.0, mouth.frame_count)
+    monkeypatch.setattr(prosody, "F0_BLOCK", 10 ** 9)
+    one = prosody.analyse(speech, 30.0, mouth.frame_count)
+    for field in ("f0", "semitones", "peaks", "accents", "stress", "rise", "quiet"):
+        np.testing.assert_array_equal(getattr(blocks, field), getattr(one, field))
+        np.testing.assert_array_equal(getattr(whole, field), getattr(one, field))
+    assert blocks.pauses == one.pauses and len(one.accents) > 0
+
+
+@pytest.mark.parametrize("fps", [24.0, 29.97, 30.0, 60.0])
+def test_event_bumps_added_only_where_they_are_nonzero_sum_like_everywhere(fps):
+    from flame_lipsync.core.layers.common import events_curve
+    rng = np.random.default_rng(1)
+    n = 3000
+    frames = np.sort(rng.uniform(-30, n + 30, 200))  # some past either end of the clip
+    amplitudes = rng.normal(size=200)
+    t = np.arange(n) / fps
+    for attack, release in ((0.1, 0.3), (0.02, 0.04), (0.6, 1.5)):
+        everywhere = np.zeros(n)
+        for f, a in zip(frames, amplitudes):
+            x = np.clip((t - (f / fps - attack)) / attack, 0, 1)
+            y = np.clip((t - f / fps) / release, 0, 1)
+            everywhere += a * np.where(t <= f / fps, x * x * (3 - 2 * x), 1 - y * y * (3 - 2 * y))
+        np.testing.assert_array_equal(events_curve(frames, amplitudes, fps, n, attack, release), everywhere)

@@ -42,7 +42,10 @@ def events_curve(frames, amplitudes, fps: float, n: int, attack_s: float, releas
     out = np.zeros(n)
     for f, a in zip(frames, amplitudes):
         tp = f / fps
-        x = np.clip((t - (tp - attack_s)) / attack_s, 0, 1)
-        y = np.clip((t - tp) / release_s, 0, 1)
-        out += a * np.where(t <= tp, x * x * (3 - 2 * x), 1 - y * y * (3 - 2 * y))
+        # A bump is exactly 0 outside (tp - attack, tp + release): add it only there, so
+        # an hour of speech costs events x bump, not events x frames.
+        near = slice(max(0, int(np.floor((tp - attack_s) * fps))), min(n, int(np.ceil((tp + release_s) * fps)) + 1))
+        x = np.clip((t[near] - (tp - attack_s)) / attack_s, 0, 1)
+        y = np.clip((t[near] - tp) / release_s, 0, 1)
+        out[near] += a * np.where(t[near] <= tp, x * x * (3 - 2 * x), 1 - y * y * (3 - 2 * y))
     return out

@@ -6,7 +6,10 @@ layers, so switching one layer off does not change what the others hear.
 """
 from dataclasses import dataclass
 
+import bisect
+
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..audio import Speech, loudness_envelope
 
@@ -14,6 +17,7 @@ F0_MIN, F0_MAX = 70.0, 400.0   # Hz, adult speech
 VOICING = 0.45                 # normalised autocorrelation peak for a voiced frame
 PAUSE_MIN = 0.25               # s of quiet that count as a pause
 QUIET_DB = 18.0                # dB below the clip's speech level (90th percentile) = quiet
+F0_BLOCK = 2048                # frames per FFT block: memory stays flat on an hour of speech
 
 
 @dataclass
@@ -48,30 +52,68 @@ def f0_track(speech: Speech, fps: float, n_frames: int) -> tuple[np.ndarray, np.
     40 ms Hann window centred on t = i / fps (FFT), parabolic peak refinement."""
     rate = speech.rate
     win = int(round(0.040 * rate))
-    x = np.pad(speech.samples.astype(np.float64), (win // 2, win))
-    starts = np.clip(np.round(np.arange(n_frames) * rate / fps).astype(int), 0, len(x) - win)
-    frames = x[starts[:, None] + np.arange(win)[None]]
-    frames = frames - frames.mean(1, keepdims=True)
-    frames *= np.hanning(win)[None]
+    samples = speech.samples
+    padded_len = len(samples) + win // 2 + win  # the samples with win/2 zeros before, win after
+    starts = np.clip(np.round(np.arange(n_frames) * rate / fps).astype(int), 0, padded_len - win)
     n_fft = 1 << int(np.ceil(np.log2(2 * win)))
+    hann = np.hanning(win)
+    # Normalise by the window's own autocorrelation (unbiased) and the energy.
+    w_ac = np.fft.irfft(np.abs(np.fft.rfft(hann, n_fft)) ** 2, n_fft)[:win]
+    lo, hi = int(rate / F0_MAX), int(rate / F0_MIN)
+    f0, strength = np.empty(n_frames), np.empty(n_frames)
+    for first in range(0, n_frames, F0_BLOCK):
+        block = slice(first, min(first + F0_BLOCK, n_frames))
+        f0[block], strength[block] = _f0_frames(samples, starts[block], win, n_fft, hann, w_ac, lo, hi, rate)
+    return f0, strength
+
+
+def _padded_span(samples: np.ndarray, first: int, end: int, before: int) -> np.ndarray:
+    """[first, end) of the samples zero-padded by `before` at the start (and zeros past the
+    end), as float64, without padding the whole clip."""
+    out = np.zeros(end - first)
+    a, b = max(first - before, 0), min(end - before, len(samples))
+    if b > a:
+        out[a + before - first: b + before - first] = samples[a:b]
+    return out
+
+
+def _f0_frames(samples, starts, win, n_fft, hann, w_ac, lo, hi, rate):
+    x = _padded_span(samples, int(starts[0]), int(starts[-1]) + win, win // 2)
+    frames = x[(starts - starts[0])[:, None] + np.arange(win)[None]]
+    frames = frames - frames.mean(1, keepdims=True)
+    frames *= hann[None]
     spectrum = np.fft.rfft(frames, n_fft)
     ac = np.fft.irfft(np.abs(spectrum) ** 2, n_fft)[:, :win]
-    # Normalise by the window's own autocorrelation (unbiased) and the energy.
-    w_ac = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(win), n_fft)) ** 2, n_fft)[:win]
     ac = ac / np.maximum(w_ac[None], 1e-9) * w_ac[0]
     ac = ac / np.maximum(ac[:, :1], 1e-12)
-    lo, hi = int(rate / F0_MAX), int(rate / F0_MIN)
     band = ac[:, lo:hi]
     k = band.argmax(1)
-    strength = band[np.arange(len(band)), k]
+    rows = np.arange(len(band))
+    strength = band[rows, k]
     # Parabolic refinement of the lag.
-    left = band[np.arange(len(band)), np.clip(k - 1, 0, band.shape[1] - 1)]
-    right = band[np.arange(len(band)), np.clip(k + 1, 0, band.shape[1] - 1)]
+    left = band[rows, np.clip(k - 1, 0, band.shape[1] - 1)]
+    right = band[rows, np.clip(k + 1, 0, band.shape[1] - 1)]
     denom = left - 2 * strength + right
     safe = np.where(np.abs(denom) > 1e-12, denom, 1.0)
     shift = np.where(np.abs(denom) > 1e-12, 0.5 * (left - right) / safe, 0.0)
     lag = lo + k + np.clip(shift, -0.5, 0.5)
     return rate / lag, strength
+
+
+def _window_median(values: np.ndarray, keep: np.ndarray, radius: int) -> np.ndarray:
+    """Median of the kept values within +-radius frames of each frame (0 where none)."""
+    padded = np.pad(np.where(keep, values, np.nan), radius, constant_values=np.nan)
+    windows = sliding_window_view(padded, 2 * radius + 1)
+    out = np.zeros(len(values))
+    keep_any = sliding_window_view(np.pad(keep, radius), 2 * radius + 1).any(1)
+    out[keep_any] = np.nanmedian(windows[keep_any], axis=1)
+    return out
+
+
+def _running_min(values: np.ndarray, back: int) -> np.ndarray:
+    """min(values[i - back : i + 1]) for every i (the window truncated at the start)."""
+    padded = np.pad(values, (back, 0), constant_values=np.inf)
+    return sliding_window_view(padded, back + 1).min(1)
 
 
 def analyse(speech: Speech, fps: float, n_frames: int) -> Prosody:
@@ -88,8 +130,7 @@ def analyse(speech: Speech, fps: float, n_frames: int) -> Prosody:
         ref = np.median(f0[voiced])
         st = 12 * np.log2(np.where(voiced, f0, ref) / ref)
         # Octave errors: a frame more than 7 st from its neighbours' median is dropped.
-        med = np.array([np.median(st[max(0, i - 4):i + 5][voiced[max(0, i - 4):i + 5]])
-                        if voiced[max(0, i - 4):i + 5].any() else 0.0 for i in range(n_frames)])
+        med = _window_median(st, voiced, 4)
         good = voiced & (np.abs(st - med) < 7)
         idx = np.flatnonzero(good) if good.sum() >= 2 else np.flatnonzero(voiced)
         semitones = _smooth(np.interp(np.arange(n_frames), idx, st[idx]), 0.05 * fps)
@@ -110,7 +151,7 @@ def analyse(speech: Speech, fps: float, n_frames: int) -> Prosody:
     # Pitch accents: voiced maxima of F0 after a rise of >= 1.5 st within 300 ms.
     back = max(1, int(round(0.3 * fps)))
     is_max = np.r_[False, (semitones[1:-1] > semitones[:-2]) & (semitones[1:-1] >= semitones[2:]), False]
-    low_before = np.array([semitones[max(0, i - back):i + 1].min() for i in range(n_frames)])
+    low_before = _running_min(semitones, back)
     rise_all = semitones - low_before
     accents = np.flatnonzero(is_max & good & (rise_all >= 1.5))
     accents = _thin(accents, rise_all, int(round(0.25 * fps)))
@@ -125,8 +166,9 @@ def _spans(mask: np.ndarray, min_len: int) -> list:
 
 def _thin(frames: np.ndarray, score: np.ndarray, gap: int) -> np.ndarray:
     """Keep the strongest of events closer than `gap` frames."""
-    kept = []
+    kept = []  # sorted: only the nearest kept event on each side can be too close
     for i in frames[np.argsort(-score[frames], kind="stable")]:
-        if all(abs(i - j) >= gap for j in kept):
-            kept.append(int(i))
-    return np.array(sorted(kept), dtype=int)
+        at = bisect.bisect_left(kept, i)
+        if (at == 0 or i - kept[at - 1] >= gap) and (at == len(kept) or kept[at] - i >= gap):
+            kept.insert(at, int(i))
+    return np.array(kept, dtype=int)
