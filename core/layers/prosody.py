@@ -47,24 +47,44 @@ def _smooth(x: np.ndarray, sigma_frames: float) -> np.ndarray:
     return np.convolve(np.pad(x.astype(np.float64), radius, mode="edge"), kernel, mode="valid")
 
 
-def f0_track(speech: Speech, fps: float, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def f0_track(speech: Speech, fps: float, n_frames: int, among=None) -> tuple[np.ndarray, np.ndarray]:
     """(f0 Hz, voicing strength) per animation frame: normalised autocorrelation of a
-    40 ms Hann window centred on t = i / fps (FFT), parabolic peak refinement."""
+    40 ms Hann window centred on t = i / fps (FFT), parabolic peak refinement. `among`:
+    a (n_frames,) mask of the frames worth it (the others get 0, 0: quiet frames are
+    never voiced, and F0 is most of what the layers cost)."""
     rate = speech.rate
     win = int(round(0.040 * rate))
     samples = speech.samples
     padded_len = len(samples) + win // 2 + win  # the samples with win/2 zeros before, win after
     starts = np.clip(np.round(np.arange(n_frames) * rate / fps).astype(int), 0, padded_len - win)
-    n_fft = 1 << int(np.ceil(np.log2(2 * win)))
+    n_fft = _fast_length(2 * win - 1)  # no circular wrap for lags < win
     hann = np.hanning(win)
     # Normalise by the window's own autocorrelation (unbiased) and the energy.
     w_ac = np.fft.irfft(np.abs(np.fft.rfft(hann, n_fft)) ** 2, n_fft)[:win]
     lo, hi = int(rate / F0_MAX), int(rate / F0_MIN)
-    f0, strength = np.empty(n_frames), np.empty(n_frames)
-    for first in range(0, n_frames, F0_BLOCK):
-        block = slice(first, min(first + F0_BLOCK, n_frames))
-        f0[block], strength[block] = _f0_frames(samples, starts[block], win, n_fft, hann, w_ac, lo, hi, rate)
+    wanted = np.ones(n_frames, bool) if among is None else np.asarray(among, bool)
+    f0, strength = np.zeros(n_frames), np.zeros(n_frames)
+    for first in range(0, n_frames, F0_BLOCK):  # blocks of frames, so of samples too
+        block = first + np.flatnonzero(wanted[first:first + F0_BLOCK])
+        if len(block):
+            f0[block], strength[block] = _f0_frames(samples, starts[block], win, n_fft, hann, w_ac, lo, hi, rate)
     return f0, strength
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n: FFT sizes pocketfft does fastest."""
+    best = 1 << int(np.ceil(np.log2(n)))
+    p2 = 1
+    while p2 < best:
+        p3 = p2
+        while p3 < best:
+            p5 = p3
+            while p5 < n:
+                p5 *= 5
+            best = min(best, p5)
+            p3 *= 3
+        p2 *= 2
+    return best
 
 
 def _padded_span(samples: np.ndarray, first: int, end: int, before: int) -> np.ndarray:
@@ -121,7 +141,7 @@ def analyse(speech: Speech, fps: float, n_frames: int) -> Prosody:
     db = 20 * np.log10(np.maximum(loud, 1e-5))
     level = np.percentile(db, 90)
     quiet = _smooth(db, 0.03 * fps) < level - QUIET_DB
-    f0, strength = f0_track(speech, fps, n_frames)
+    f0, strength = f0_track(speech, fps, n_frames, among=~quiet)
     voiced = (strength > VOICING) & ~quiet
     f0 = np.where(voiced, f0, 0.0)
 
