@@ -82,7 +82,7 @@ def load_speech(path, rate: int = DEFAULT_RATE, fps: float = 30.0) -> Speech:
                          f"{MIN_RATE // 1000} kHz-{MAX_RATE // 1000} kHz: its header is damaged or it is not "
                          f"speech audio; {FORMATS_HINT} again.")
     _check_length(path, len(data), file_rate, soundfile)
-    return speech_from_array(data, file_rate, rate, fps, source=str(path))
+    return speech_from_array(data, file_rate, rate, fps, source=str(path), owned=True)
 
 
 def declared_frames(path) -> int | None:
@@ -199,10 +199,12 @@ def _read_aud(path: Path, reason: str | None = None):
 
 
 def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float = 30.0,
-                      source: str = "array") -> Speech:
+                      source: str = "array", owned: bool = False) -> Speech:
     """Same checks as `load_speech` for audio already in memory (e.g. Blender's `aud`).
 
-    `samples` is (n,) or (n, channels), float in [-1, 1] or integer PCM.
+    `samples` is (n,) or (n, channels), float in [-1, 1] or integer PCM. `owned`: the
+    caller hands the array over (a file just decoded), so audio already at `target_rate`
+    is kept as it is instead of copied: an hour of speech is then in memory once.
     """
     if rate <= 0 or target_rate <= 0 or fps <= 0:
         raise AudioError(f"Audio '{source}': sample rate and fps must be positive "
@@ -214,19 +216,21 @@ def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float
     if np.issubdtype(data.dtype, np.integer):
         data = data / float(np.iinfo(data.dtype).max)  # integer PCM -> [-1, 1]
     data = data.astype(np.float32, copy=False)
+    if data.ndim == 2 and data.shape[1] == 1:  # x / 1 is x: the column itself, no copy
+        data = data[:, 0]
     mono = data.mean(axis=1, dtype=np.float32) if data.ndim == 2 else data
 
     if mono.size == 0:
         raise AudioError(f"Audio '{source}' is empty (0 samples): {FORMATS_HINT} again "
                          f"and check the export range is not empty.")
-    if not np.all(np.isfinite(mono)):
+    if not np.isfinite(mono.sum(dtype=np.float64)):  # finite iff every sample is (no mask array)
         raise AudioError(f"Audio '{source}' contains invalid (NaN/infinite) samples: "
                          f"{FORMATS_HINT} again.")
     duration = mono.size / rate
     if duration < 1.0 / fps:
         raise AudioError(f"Audio '{source}' lasts {duration * 1000:.1f} ms, shorter than one "
                          f"animation frame at {fps:g} fps: use a longer dialogue clip.")
-    peak = float(np.max(np.abs(mono)))
+    peak = float(max(mono.max(), -mono.min()))
     if peak < SILENCE_PEAK:
         raise AudioError(f"Audio '{source}' has no speech signal ({_level(peak)}): "
                          f"check the strip/recording is not muted and the right file is used.")
@@ -237,7 +241,10 @@ def speech_from_array(samples, rate, target_rate: int = DEFAULT_RATE, fps: float
         raise AudioError(f"Audio '{source}' has no speech in it ({heard}): check the strip/recording "
                          f"is not muted and the right file or channel is used.")
 
-    out = resample(mono, rate, target_rate)
+    if owned and rate == target_rate and mono.flags.c_contiguous:
+        out = mono  # ours to keep (and to clip in place)
+    else:
+        out = resample(mono, rate, target_rate)
     # Resampling filters overshoot slightly on full-scale input; keep the [-1, 1] promise.
     np.clip(out, -1.0, 1.0, out=out)
     return Speech(samples=out, rate=int(target_rate), source=source)
@@ -281,16 +288,36 @@ def loudness_envelope(speech: Speech, fps: float, n_frames: int | None = None) -
     if n_frames is None:
         # round() first: 2.0 s * 30 fps must give 60, not 61 from float error.
         n_frames = math.ceil(round(speech.duration * fps, 6))
-    x = speech.samples.astype(np.float64)
-    energy = np.concatenate(([0.0], np.cumsum(x * x)))  # prefix sums: O(1) per window
+    size = speech.samples.size
     centres = np.arange(n_frames) * (speech.rate / fps)
     half = speech.rate / fps  # one frame either side
-    lo = np.clip(np.round(centres - half), 0, x.size).astype(np.int64)
-    hi = np.clip(np.round(centres + half), 0, x.size).astype(np.int64)
+    lo = np.clip(np.round(centres - half), 0, size).astype(np.int64)
+    hi = np.clip(np.round(centres + half), 0, size).astype(np.int64)
     count = hi - lo
-    total = energy[hi] - energy[lo]
+    energy = _energy_before(speech.samples, np.concatenate([lo, hi]))  # prefix sums: O(1) a window
+    total = energy[n_frames:] - energy[:n_frames]
     rms = np.sqrt(np.maximum(total, 0.0) / np.maximum(count, 1))  # cumsum can dip below 0
     return np.where(count > 0, rms, 0.0).astype(np.float32)
+
+
+ENERGY_BLOCK = 1 << 20  # samples squared and summed at a time: an hour costs 8 MB, not 1.4 GB
+
+
+def _energy_before(samples: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """sum(samples[:i] ** 2) in float64 for every i in `at` (0 <= i <= len), block by block.
+    Each block's running sum starts from the last one's total, so every addition is the one
+    a single cumsum over the whole clip would make: the same numbers, bit for bit."""
+    out = np.zeros(len(at))
+    order = np.argsort(at, kind="stable")
+    wanted = at[order]
+    carry, first = 0.0, 0
+    for begin in range(0, samples.size, ENERGY_BLOCK):
+        block = samples[begin:begin + ENERGY_BLOCK].astype(np.float64)
+        running = np.cumsum(np.concatenate(([carry], block * block)))  # running[j] = sum before begin + j
+        last = np.searchsorted(wanted, begin + block.size, side="right")
+        out[order[first:last]] = running[wanted[first:last] - begin]
+        carry, first = running[-1], last
+    return out
 
 
 def _level(peak: float) -> str:

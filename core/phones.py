@@ -227,6 +227,8 @@ def _prepare(samples, rate: int) -> np.ndarray:
             n = int(round(audio.size * RATE / rate))
             audio = np.interp(np.arange(n) * rate / RATE, np.arange(audio.size), audio)
             audio = audio.astype(np.float32)
+    if np.isfinite(audio.sum(dtype=np.float64)):  # the usual case: no copy of the clip
+        return audio
     return np.nan_to_num(audio)
 
 

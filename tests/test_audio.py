@@ -177,3 +177,24 @@ def test_loudness_envelope_speech_vs_silence(speech_dir):
     assert env[:speech_frames].max() > 0.05
     assert env[:speech_frames].mean() > 10 * env[speech_frames + 2:].max() + 1e-6
     assert np.all(env[speech_frames + 2:] == 0)
+
+
+def test_loudness_in_blocks_is_the_whole_clip_sum_bit_for_bit(speech_dir, monkeypatch):
+    from flame_lipsync.core import audio
+    speech = audio.load_speech(speech_dir / "speech_22s.wav")
+    whole = audio.loudness_envelope(speech, 29.97)
+    monkeypatch.setattr(audio, "ENERGY_BLOCK", 4099)  # ~90 blocks, edges anywhere
+    np.testing.assert_array_equal(audio.loudness_envelope(speech, 29.97), whole)
+    x = speech.samples.astype(np.float64)  # and it is what one cumsum over the clip gives
+    energy = np.concatenate(([0.0], np.cumsum(x * x)))
+    at = np.array([0, 1, 4098, 4099, 4100, x.size - 1, x.size])
+    np.testing.assert_array_equal(audio._energy_before(speech.samples, at), energy[at])
+
+
+def test_speech_from_a_callers_array_leaves_it_as_it_was():
+    from flame_lipsync.core import audio
+    loud = np.sin(np.arange(16000) / 5.0).astype(np.float32) * 1.5  # clipped to [-1, 1] in the Speech
+    kept = loud.copy()
+    speech = audio.speech_from_array(loud, 16000)
+    assert speech.samples.max() == 1.0 and np.array_equal(loud, kept)
+    assert not np.shares_memory(speech.samples, loud)

@@ -17,7 +17,7 @@ F0_MIN, F0_MAX = 70.0, 400.0   # Hz, adult speech
 VOICING = 0.45                 # normalised autocorrelation peak for a voiced frame
 PAUSE_MIN = 0.25               # s of quiet that count as a pause
 QUIET_DB = 18.0                # dB below the clip's speech level (90th percentile) = quiet
-F0_BLOCK = 2048                # frames per FFT block: memory stays flat on an hour of speech
+F0_BLOCK = 512                 # frames per FFT block (~30 MB): memory stays flat on an hour of speech
 
 
 @dataclass
