@@ -264,7 +264,9 @@ def _dictionary_words(transcript: str | None):
 
 def run_one(engine, speech, fps, transcript, head, frame):
     """(vertices (T, 5023, 3) float32, run record) for one engine on one clip."""
+    from flame_lipsync.core import phones
     from flame_lipsync.pipeline.engines import run_engine
+    phones.forget_recent()  # each engine's time is its own: no phones from the engine before
     collect = _Collect()
     root = logging.getLogger()
     root.addHandler(collect)

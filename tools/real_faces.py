@@ -66,6 +66,8 @@ def predict(engine: str, wav_path, fps: float):
     """Run `engine` on a WAV at `fps` -> (controls (T, 10), vertices (T, 5023, 3) metres on
     the FLAME template, the Performance's metadata). The only place the eval calls the
     product; point it at whatever the pipeline's entry is."""
+    from flame_lipsync.core import phones
+    phones.forget_recent()  # each engine recognises afresh (its time is its own)
     speech = pipeline.load_audio(wav_path, fps=fps)
     performance = pipeline.perform(speech, fps, pipeline.Settings(engine=engine))
     vertices = pipeline.pose(performance, rig_fit.embedding().template.astype(np.float32))
